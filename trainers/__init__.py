@@ -1,0 +1,1 @@
+"""Training processes, one per framework. Never imported by the dashboard (twinboard/, pages/)."""

@@ -1,0 +1,103 @@
+"""TFRecord framing: the plain, always-correct path over event files, incremental and CRC-checked.
+
+A record is: uint64 length (little-endian), uint32 masked CRC32C of those 8 bytes, `length` bytes
+of data (one serialized `Event`), uint32 masked CRC32C of the data. A writer that is still going
+leaves a half-written last record; `RecordReader.read` stops before it and picks it up on the next
+call, so only a CRC mismatch in a *complete* record is corruption.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import Iterator
+
+import google_crc32c
+
+HEADER = 12  # uint64 length + uint32 length CRC
+FOOTER = 4  # uint32 data CRC
+_MASK_DELTA = 0xA282EAD8
+
+
+class CorruptRecordError(ValueError):
+    """A complete record whose CRC does not match: the file is damaged at `offset`."""
+
+    def __init__(self, path: str | os.PathLike, offset: int, reason: str):
+        self.path, self.offset, self.reason = str(path), offset, reason
+        super().__init__(f"{path}: corrupt record at byte {offset}: {reason}")
+
+
+def masked_crc32c(data: bytes | memoryview) -> int:
+    crc = google_crc32c.value(bytes(data))
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def frame(data: bytes) -> bytes:
+    """One record as a writer lays it out (tests and the bench write raw files with it)."""
+    head = struct.pack("<Q", len(data))
+    return head + struct.pack("<I", masked_crc32c(head)) + data + struct.pack("<I", masked_crc32c(data))
+
+
+def split_records(buf: bytes | memoryview, path: str | os.PathLike = "<buffer>", base: int = 0,
+                  check_crc: bool = True) -> tuple[list[bytes], int]:
+    """Complete records in `buf` and the number of bytes they span (a partial tail is left).
+
+    `base` is the file offset of buf[0], used only in error messages.
+    """
+    out: list[bytes] = []
+    pos, n = 0, len(buf)
+    view = memoryview(buf)
+    while pos + HEADER <= n:
+        (length,) = struct.unpack_from("<Q", buf, pos)
+        if check_crc:
+            (len_crc,) = struct.unpack_from("<I", buf, pos + 8)
+            if masked_crc32c(view[pos:pos + 8]) != len_crc:
+                raise CorruptRecordError(path, base + pos, "length CRC mismatch")
+        end = pos + HEADER + length + FOOTER
+        if end > n:
+            break  # half-written: wait for the writer
+        data = view[pos + HEADER:pos + HEADER + length]
+        if check_crc:
+            (data_crc,) = struct.unpack_from("<I", buf, end - FOOTER)
+            if masked_crc32c(data) != data_crc:
+                raise CorruptRecordError(path, base + pos, "data CRC mismatch")
+        out.append(bytes(data))
+        pos = end
+    return out, pos
+
+
+class RecordReader:
+    """Reads one event file incrementally: each `read()` returns only records appended since."""
+
+    def __init__(self, path: str | os.PathLike, offset: int = 0):
+        self.path = Path(path)
+        self.offset = offset  # bytes consumed: always the end of the last complete record
+
+    def read(self) -> list[bytes]:
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            buf = f.read()
+        records, used = split_records(buf, self.path, self.offset)
+        self.offset += used
+        return records
+
+    def pending_bytes(self) -> int:
+        """Bytes past the last complete record (a truncated tail when the writer is gone)."""
+        try:
+            return max(0, os.path.getsize(self.path) - self.offset)
+        except OSError:
+            return 0
+
+
+def iter_events(path: str | os.PathLike) -> Iterator["event_pb2.Event"]:  # noqa: F821
+    """Every complete Event in a file, parsed with the protobufs tensorboard ships (no TF import)."""
+    from tensorboard.compat.proto import event_pb2
+
+    for data in RecordReader(path).read():
+        ev = event_pb2.Event()
+        ev.ParseFromString(data)
+        yield ev
+
+
+def is_event_file(path: str | os.PathLike) -> bool:
+    return "tfevents" in Path(path).name
