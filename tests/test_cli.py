@@ -1,0 +1,108 @@
+"""`python -m twinboard`: flags generated from RunSpec, exit statuses, the subcommand registry."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.stub_trainer import STUB, kill_spawned
+from trainers.spec import RunSpec
+from twinboard import __main__ as cli
+from twinboard import launcher
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def logdir(tmp_path, monkeypatch):
+    root = tmp_path / "logs"
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(root))
+    monkeypatch.setenv("TWINBOARD_TRAINER_CMD", f"{sys.executable} {STUB} {{spec}} {{framework}}")
+    monkeypatch.setenv("TWINBOARD_MAX_PROCS", "2")
+    for name in [k for k in os.environ if k.startswith("STUB_")]:
+        monkeypatch.delenv(name)
+    yield root
+    kill_spawned(root)
+
+
+def launch_parser() -> argparse.ArgumentParser:
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["launch"]
+
+
+def test_every_runspec_field_has_a_flag_of_the_same_name():
+    flags = {opt for action in launch_parser()._actions for opt in action.option_strings}
+    missing = [f.name for f in dataclasses.fields(RunSpec) if "--" + f.name.replace("_", "-") not in flags]
+    assert not missing
+
+
+def test_flags_parse_to_the_field_types_and_unset_ones_keep_defaults():
+    args = cli.build_parser().parse_args([
+        "launch", "--task", "spirals", "--hidden", "16", "8", "--embedding-steps", "5", "10",
+        "--batch-size", "8", "--lr", "0.01", "--log-every", "1", "--epochs", "3"])
+    spec = cli.spec_from_args(args)
+    assert spec == RunSpec(task="spirals", hidden=(16, 8), embedding_steps=(5, 10), batch_size=8, lr=0.01,
+                           log_every=1, epochs=3)
+    assert cli.spec_from_args(cli.build_parser().parse_args(["launch", "--embedding-steps"])).embedding_steps == ()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "20"], "RunSpec.lr=20.0: must be in (0, 10)"),
+    (["--task", "mnist"], "RunSpec.task='mnist'"),
+    (["--hidden"], "RunSpec.hidden=()"),
+    (["--batch-size", "2.5"], "invalid int value: '2.5'"),
+])
+def test_a_bad_value_exits_2_with_the_message_and_launches_nothing(logdir, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["launch", *argv])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not logdir.exists() or not launcher.list_runs()
+
+
+def test_launch_wait_exit_status_follows_the_outcomes(logdir, capsys, monkeypatch):
+    assert cli.main(["launch", "--steps", "3", "--name", "ok", "--wait"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == [str(logdir / "ok"), "torch: finished", "tensorflow: finished"]
+    monkeypatch.setenv("STUB_MODE_TENSORFLOW", "crash")
+    assert cli.main(["launch", "--steps", "3", "--name", "bad", "--wait"]) == 1
+    out = capsys.readouterr().out
+    assert "torch: finished" in out and "tensorflow: failed (exit 3)" in out and "stub: boom" in out
+
+
+def test_launch_without_wait_returns_at_once_then_runs_and_stop(logdir, capsys, monkeypatch):
+    monkeypatch.setenv("STUB_MODE", "sleep")
+    assert cli.main(["launch", "--steps", "4", "--name", "long"]) == 0
+    assert capsys.readouterr().out.strip() == str(logdir / "long")
+    deadline = time.monotonic() + 20
+    while {j.describe() for j in launcher.get_run("long").frameworks.values()} != {"running 1/4"}:
+        assert time.monotonic() < deadline, "the pair never started"
+        time.sleep(0.05)
+    assert cli.main(["runs"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["RUN", "TORCH", "TENSORFLOW"]
+    assert table[1].split() == ["long", "running", "1/4", "running", "1/4"]
+    assert cli.main(["stop", "long", "--grace", "0.5"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["torch: stopped 1/4", "tensorflow: stopped 1/4"]
+    assert cli.main(["stop", "nope"]) == 1
+    assert "no run 'nope'" in capsys.readouterr().err
+
+
+def test_a_new_subcommand_is_one_registration(monkeypatch, capsys):
+    monkeypatch.setitem(cli.COMMANDS, "hello", cli.Command(
+        "say hello", lambda p: p.add_argument("who"), lambda args: print(f"hello {args.who}") or 7))
+    assert cli.main(["hello", "world"]) == 7
+    assert capsys.readouterr().out == "hello world\n"
+
+
+def test_python_dash_m_twinboard_runs(logdir):
+    out = subprocess.run([sys.executable, "-m", "twinboard", "runs"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("no runs in")
