@@ -1,0 +1,91 @@
+"""Plotly figures for the Parity page. Pure: a `parity.differences` frame in, a figure out.
+
+Both figures are drawn against the step; each series goes to the browser as at most `MAX_POINTS`
+points (MinMaxLTTB over log10 of the relative difference, which keeps its spikes). Zero differences
+(bit-identical steps) and NaN/inf have no place on a log axis: they are drawn as gaps.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from twinboard.charts import side_colors
+from twinboard.smoothing import MAX_POINTS, downsample
+
+DIFF_COLORS = {"abs": "#2E6FD8", "rel": "#7B3FC4"}  # not a framework's colour: a difference is neither
+TOL_COLOR = "#888888"
+PART_COLOR = "#D62728"
+
+
+def _log_plottable(y) -> np.ndarray:
+    """Values a log axis can draw; everything else (0, negative, NaN, inf) becomes a gap (NaN)."""
+    y = np.asarray(y, dtype=np.float64).copy()
+    y[~(np.isfinite(y) & (y > 0))] = np.nan
+    return y
+
+
+def _plottable(y) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64).copy()
+    y[~np.isfinite(y)] = np.nan
+    return y
+
+
+def difference_figure(diff: pd.DataFrame, tag: str, tol: float, first_part: int | None,
+                      max_points: int = MAX_POINTS, height: int = 460) -> go.Figure:
+    """Absolute (top) and relative (bottom) difference per step, both on log y; the tolerance as a
+    dashed line on the relative panel and the first step beyond it as a vertical line on both."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=(f"|PyTorch − TensorFlow| of {tag}",
+                                        "relative: |a − b| / max(|a|, |b|)"))
+    step = diff["step"].to_numpy()
+    rel = _log_plottable(diff["rel_diff"])
+    absd = _log_plottable(diff["abs_diff"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        idx = np.union1d(downsample(step, np.log10(rel), max_points // 2),
+                         downsample(step, np.log10(absd), max_points // 2))
+    for row, (name, y) in enumerate((("absolute", absd), ("relative", rel)), start=1):
+        key = "abs" if row == 1 else "rel"
+        fig.add_trace(go.Scattergl(
+            x=step[idx], y=y[idx], mode="lines+markers" if idx.size <= 200 else "lines",
+            name=f"{name} difference", line={"color": DIFF_COLORS[key], "width": 1.6},
+            marker={"size": 4}, connectgaps=False,
+            hovertemplate="step %{x:,}<br>%{y:.3e}<extra>" + name + "</extra>"), row=row, col=1)
+    fig.add_hline(y=tol, line={"color": TOL_COLOR, "dash": "dash", "width": 1}, row=2, col=1,
+                  annotation_text=f"tolerance {tol:.0e}", annotation_position="top left")
+    if first_part is not None:
+        for row in (1, 2):
+            fig.add_vline(x=first_part, line={"color": PART_COLOR, "dash": "dot", "width": 1.2},
+                          row=row, col=1)
+        fig.add_annotation(x=first_part, y=1.0, yref="paper", text=f"part at step {first_part:,}",
+                           showarrow=False, font={"color": PART_COLOR}, xanchor="left", yanchor="bottom")
+    fig.update_yaxes(type="log", exponentformat="e")
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_layout(height=height, showlegend=False, hovermode="x unified",
+                      margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return fig
+
+
+def curves_figure(diff: pd.DataFrame, tag: str, names: tuple[str, str] = ("PyTorch", "TensorFlow"),
+                  frameworks: tuple[str | None, str | None] = ("torch", "tensorflow"),
+                  log_y: bool = False, max_points: int = MAX_POINTS, height: int = 320) -> go.Figure:
+    """The two series overlaid (raw, on their common step axis), in the frameworks' colours."""
+    fig = go.Figure()
+    colors = side_colors(*frameworks)
+    step = diff["step"].to_numpy()
+    for side, (col, name) in enumerate(zip(("left", "right"), names)):
+        has = diff[f"has_{col}"].to_numpy()
+        s, y = step[has], diff[col].to_numpy()[has]
+        idx = downsample(s, y, max_points)
+        fig.add_trace(go.Scattergl(
+            x=s[idx], y=_log_plottable(y[idx]) if log_y else _plottable(y[idx]), mode="lines",
+            name=name, line={"color": colors[side], "width": 1.8, "dash": "solid" if side == 0 else "dash"},
+            hovertemplate="step %{x:,}<br>%{y:.10g}<extra>" + name + "</extra>"))
+    fig.update_layout(title={"text": tag, "x": 0.0, "xanchor": "left"}, height=height,
+                      hovermode="x unified", margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0})
+    fig.update_xaxes(title_text="step")
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
