@@ -1,0 +1,164 @@
+"""Histograms: weights and gradients per layer, PyTorch beside TensorFlow, in TensorBoard's offset,
+overlay and distribution views, and (what TensorBoard cannot, its issue 6206) both frameworks'
+histograms of one tensor on one axis."""
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import streamlit as st
+
+from pages.common import pick_pair, side_label
+from twinboard import charts, hist_charts, launcher, runs
+from twinboard.config import logdir
+from twinboard.histograms import HistogramSeries, HistogramStore, common_edges, distribution, layer_of, nearest_step
+
+MODES = {"offset": "Offset", "overlay": "Overlay", "distributions": "Distributions",
+         "compare": "Both on one axis"}
+REFRESH_S = 2.0  # seconds between live refreshes while a side of the pair is still training
+
+
+@st.cache_resource(show_spinner=False)
+def _store(root: str) -> HistogramStore:
+    """One store per logdir for every session: a refresh reads only bytes appended since the last."""
+    return HistogramStore(root)
+
+
+def _natural(text: str) -> list:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
+
+
+def _tag_order(tag: str) -> tuple:
+    """weights before grads, kernel before bias: the order a reader scans a layer in."""
+    parts = tag.split("/")
+    return (parts[0] != "weights", parts[0] != "grads", parts[-1] != "kernel", _natural(tag))
+
+
+def _training(pair: runs.Pair, root) -> bool:
+    """Whether either side is still being written: its launcher run is queued or running, or (a
+    trainer started by hand) its status.json says running and was updated in the last minute."""
+    for group in {pair.left.group, pair.right.group}:
+        try:
+            if launcher.get_run(group, root).state in ("running", "queued"):
+                return True
+        except (launcher.LauncherError, OSError, ValueError):
+            pass
+    for run in pair.runs:
+        try:
+            status = json.loads((run.path / "status.json").read_text())
+            if status.get("state") == "running" and time.time() - float(status.get("updated", 0)) < 60:
+                return True
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+    return False
+
+
+def _figure(mode: str, series: HistogramSeries, edges, color: str, title: str):
+    if mode == "offset":
+        return hist_charts.offset_figure(series, edges, color, title)
+    if mode == "overlay":
+        return hist_charts.overlay_figure(series, edges, color, title)
+    return hist_charts.distribution_figure(distribution(series), color, title)
+
+
+def view(pair: runs.Pair, root, watching: bool = False) -> None:
+    """Everything that changes as trainers write: re-run alone by the fragment timer while
+    `watching`; once training has ended it reruns the whole page, which draws the final data
+    without a timer."""
+    if watching and not _training(pair, root):
+        st.rerun()
+    store = _store(str(root))
+    sides = [(pair.left, side_label(pair.left)), (pair.right, side_label(pair.right))]
+    colors = charts.side_colors(pair.left.framework, pair.right.framework)
+    names = [pair.left.name, pair.right.name]
+    try:
+        store.refresh(names)
+    except runs.OutsideLogdirError as err:
+        st.error(str(err))
+        return
+    for problem in store.problems(names):
+        st.warning(f"`{problem.path}` {problem.message}", icon=":material/warning:")
+    tags = sorted(set(store.tags(names[0])) | set(store.tags(names[1])))
+    if not tags:
+        st.info(f"No histograms in `{names[0]}` or `{names[1]}` yet. Trainers write them every "
+                "`histogram_every` steps.")
+        return
+
+    top = st.columns([4, 3, 2, 2], vertical_alignment="bottom")
+    mode = top[0].radio("View", list(MODES), format_func=MODES.get, horizontal=True, key="hist_mode")
+    pattern = top[1].text_input("Filter tags (regular expression)", key="hist_filter",
+                                placeholder="kernel$ or ^grads")
+    try:
+        shown = charts.filter_tags(tags, pattern)
+    except charts.TagFilterError as err:
+        st.error(str(err))
+        shown = tags
+    if not shown:
+        st.info(f"No histogram tag matches `{pattern}`; there are {len(tags)}.")
+        return
+    layers: dict[str, list[str]] = {}
+    for tag in shown:
+        layers.setdefault(layer_of(tag), []).append(tag)
+    layer = top[2].selectbox("Layer", sorted(layers, key=_natural), key="hist_layer")
+    buckets = top[3].slider("Buckets", 10, 100, 30, step=5, key="hist_buckets",
+                            help="Equal-width buckets every histogram is re-binned onto (counts kept)")
+    layer_tags = sorted(layers[layer], key=_tag_order)
+    series = {tag: [store.get(run.name, tag) for run, _ in sides] for tag in layer_tags}
+
+    if mode == "compare":
+        _compare(series, sides, colors, buckets)
+        return
+    st.caption(f"Left: {sides[0][1]} `{names[0]}` · right: {sides[1][1]} `{names[1]}`; "
+               + ("later steps lower and in front." if mode == "offset" else
+                  "colour goes from light (early) to full (late)." if mode == "overlay" else
+                  "bands: min–max, 7–93 %, 16–84 %, 31–69 % of values; line: median."))
+    for tag, pair_series in series.items():
+        st.markdown(f"**{tag}**")
+        # One x range and bucket grid for both sides, so the two panels compare bucket by bucket.
+        edges = common_edges([e for s in pair_series for e in s.edges], buckets)
+        for col, (run, label), color, s in zip(st.columns(2), sides, colors, pair_series):
+            if len(s) == 0:
+                col.info(f"{label}: `{tag}` is not logged in `{run.name}`.")
+                continue
+            fig = _figure(mode, s, edges, color, f"{label} · {tag}")
+            col.plotly_chart(fig, key=f"hist_{mode}_{tag}_{run.name}", width="stretch")
+
+
+def _compare(series: dict[str, list[HistogramSeries]], sides, colors, buckets: int) -> None:
+    """Both sides of each tensor at one chosen step, re-binned onto common buckets."""
+    steps = sorted({int(x) for pair_series in series.values() for s in pair_series for x in s.steps})
+    if not steps:
+        st.info("No histograms logged for this layer yet.")
+        return
+    step = (st.select_slider("Step", options=steps, value=steps[-1], key="hist_step")
+            if len(steps) > 1 else steps[0])
+    for tag, pair_series in series.items():
+        st.markdown(f"**{tag}**")
+        shown, notes = [], []
+        for (run, label), color, s in zip(sides, colors, pair_series):
+            near = nearest_step(s.steps, step)
+            if near is None:
+                notes.append(f"{label} did not log `{tag}`")
+                continue
+            i = int(list(s.steps).index(near))
+            shown.append((label, color, near, s.edges[i], s.counts[i]))
+            notes.append(f"{label} shows step {near}" + ("" if near == step else " (nearest logged)"))
+        fig = hist_charts.compare_figure(shown, buckets, tag)
+        st.plotly_chart(fig, key=f"hist_compare_{tag}", width="stretch")
+        st.caption(f"Step {step}: " + "; ".join(notes) + ".")
+
+
+def main() -> None:
+    st.title("Histograms")
+    pair = pick_pair("hist")
+    if pair is None:
+        return
+    root = logdir()
+    live = st.sidebar.toggle("Live refresh", value=True, key="hist_live",
+                             help=f"Re-read new histograms every {REFRESH_S:g} s while training runs")
+    every = REFRESH_S if live and _training(pair, root) else None
+    st.fragment(view, run_every=every)(pair, root, watching=every is not None)
+
+
+main()

@@ -1,0 +1,166 @@
+"""The Graphs page (AppTest): both graphs drawn, search, collapse controls and the layers table, on
+graph event files the real writers wrote (tests/test_graphs.py writes them once per session)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.test_graphs import CNN_PARAMS, MLP_PARAMS, written_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "pages" / "graphs.py")
+TIMEOUT = 60  # s per script run: the machine is small and shared
+
+
+def _logdir(written: Path, tmp_path: Path, monkeypatch, model: str = "mlp") -> Path:
+    root = tmp_path / "logs"
+    run = root / f"20260101-000000-digits-{model}-sgd"
+    for fw in ("torch", "tensorflow"):
+        shutil.copytree(written / model / fw, run / fw)
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(root))
+    return root
+
+
+@pytest.fixture
+def logdir(tmp_path_factory, tmp_path, monkeypatch) -> Path:
+    return _logdir(written_runs(tmp_path_factory), tmp_path, monkeypatch)
+
+
+def _dots(at: AppTest) -> list[str]:
+    return [c.proto.spec for c in at.get("graphviz_chart")]
+
+
+def _layers(at: AppTest):
+    return at.dataframe[-1].value.set_index("layer")
+
+
+def test_page_draws_both_graphs_per_layer_and_the_layers_table(logdir):
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    dots = _dots(at)
+    assert len(dots) == 2 and all(d.startswith("digraph") for d in dots)
+    assert '"MLP/Linear[dense0]"' in dots[0]  # one node per torch module
+    assert "sequential_1/dense0_1" in dots[1] or "dense0" in dots[1]
+    assert at.selectbox(key="graphs_graph_1").value == 1  # TF shows its forward graph first
+    table = _layers(at)
+    assert list(table.index) == ["dense0", "dense1", "out", "total"]
+    assert table.at["total", "PyTorch params"] == table.at["total", "TensorFlow params"] == MLP_PARAMS
+    assert table["match"].all() and not at.warning
+
+
+def test_search_highlights_and_shows_details(logdir):
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.text_input(key="graphs_search").set_value("dense1").run()
+    assert not at.exception
+    left, right = _dots(at)
+    assert "#ffd54f" in left and "#ffd54f" in right  # the layer holding the match, on both sides
+    found = at.selectbox(key="graphs_match_0").value
+    assert "dense1" in found
+    details = at.dataframe[0].value.set_index("field")["value"]
+    assert details["name"] == found and details["op"]
+    at.text_input(key="graphs_search").set_value("no-such-node").run()
+    assert not at.exception and any("No node name contains" in c.value for c in at.caption)
+
+
+def test_train_step_every_op_and_expanding(logdir):
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    n_forward = _dots(at)[1].count("->")
+    at.selectbox(key="graphs_graph_1").set_value(0).run()  # the traced train step
+    train_fwd = _dots(at)[1]
+    assert "gradient_tape" not in train_fwd
+    at.toggle(key="graphs_forward").set_value(False).run()
+    assert "gradient_tape" in _dots(at)[1]
+    at.selectbox(key="graphs_collapse").set_value("every op").run()
+    assert not at.exception
+    every = _dots(at)[1].count("->")
+    assert every > train_fwd.count("->") > 0 and every > n_forward
+    at.selectbox(key="graphs_collapse").set_value("per layer").run()
+    at.toggle(key="graphs_forward").set_value(True).run()
+    expand = at.multiselect(key="graphs_expand_0_0")
+    expand.set_value(["MLP/Linear[dense0]"]).run()
+    assert not at.exception
+    left = _dots(at)[0]
+    assert '"MLP/Linear[dense0]" [' not in left and "MLP/Linear[dense0]/" in left
+
+
+def test_cnn_pair_totals_and_empty_logdir(tmp_path_factory, tmp_path, monkeypatch):
+    _logdir(written_runs(tmp_path_factory), tmp_path, monkeypatch, "cnn")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception and len(_dots(at)) == 2
+    table = _layers(at)
+    assert table.at["total", "PyTorch params"] == table.at["total", "TensorFlow params"] == CNN_PARAMS
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(empty))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception and at.info and not _dots(at)
+
+
+def test_run_without_a_graph_and_a_mismatch(tmp_path_factory, tmp_path, monkeypatch):
+    written = written_runs(tmp_path_factory)
+    root = tmp_path / "logs"
+    run = root / "20260101-000000-digits-mlp-sgd"
+    shutil.copytree(written / "plain" / "torch", run / "torch")  # torch's own writer: dangling inputs
+    shutil.copytree(written / "cnn" / "tensorflow", run / "tensorflow")
+    (run / "torch" / "settings.json").write_text(json.dumps({"layers": [
+        {"name": "dense0", "type": "Linear", "output_shape": [None, 64], "params": 4160}]}))
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(root))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception and len(_dots(at)) == 2
+    assert any("missing" in c.value for c in at.caption)  # the repairs are said
+    assert at.warning and "dense0" in at.warning[0].value
+    nograph = root / "20260102-000000-digits-mlp-sgd"
+    for fw in ("torch", "tensorflow"):
+        (nograph / fw).mkdir(parents=True)
+        shutil.copy(next((written / "mlp" / "torch").glob("events*")), nograph / fw / "events.out.tfevents.0.x")
+    (nograph / "tensorflow" / "events.out.tfevents.0.x").write_bytes(b"")  # an event file, no graph
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()  # newest pair first
+    assert not at.exception and len(_dots(at)) == 1
+    assert any("No graph" in i.value for i in at.info)
+
+
+def test_damaged_event_file_is_named_and_what_came_before_still_draws(logdir):
+    from tensorboard.compat.proto import event_pb2
+
+    from twinboard.records import frame
+
+    record = bytearray(frame(event_pb2.Event(wall_time=2.0, step=9).SerializeToString()))
+    record[14] ^= 0xFF  # a complete record whose data CRC no longer matches
+    target = next((logdir / "20260101-000000-digits-mlp-sgd" / "tensorflow").glob("*.graph"))
+    with target.open("ab") as f:
+        f.write(bytes(record))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.error and "corrupt record" in at.error[0].value
+    assert len(_dots(at)) == 2  # the graphs before the damage, and the other side
+
+
+def test_real_trainers_tiny_run_renders(tmp_path, monkeypatch):
+    trainers = [ROOT / "trainers" / f for f in ("torch_trainer.py", "tf_trainer.py")]
+    if not all(t.exists() for t in trainers):
+        pytest.skip("trainers/torch_trainer.py and trainers/tf_trainer.py are not there yet")
+    from trainers.spec import RunSpec
+
+    root = tmp_path / "logs"
+    run = root / "20260101-000000-digits-mlp-sgd"
+    run.mkdir(parents=True)
+    RunSpec(steps=2, epochs=1, hidden=(64, 32), embedding_samples=8).save(run / "spec.json")
+    procs = [subprocess.Popen([sys.executable, "-m", f"trainers.{m}", str(run / "spec.json")], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for m in ("torch_trainer", "tf_trainer")]
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out[-3000:]
+        assert "export_graph" not in out, out[-3000:]  # no export warning
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(root))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception and len(_dots(at)) == 2
+    table = _layers(at)
+    assert table.at["total", "PyTorch params"] == table.at["total", "TensorFlow params"] == MLP_PARAMS
+    assert table["match"].all()

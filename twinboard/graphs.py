@@ -1,0 +1,393 @@
+"""Model graphs in event files, as node and edge tables: `read_graphs(path) -> list[Graph]`.
+
+Where graphs live in an event file (TensorBoard's graph plugin reads the same places):
+- `Event.graph_def`: a serialized GraphDef (tensorboardX / torch `add_graph`, `tf.summary.graph`);
+- `Event.meta_graph_def`: a MetaGraphDef holding a GraphDef (TF1 savers);
+- `Event.tagged_run_metadata` and summaries with plugin `graph_run_metadata` or
+  `graph_run_metadata_graph` (`tf.summary.trace_export`): a RunMetadata whose function graphs are GraphDefs;
+- summaries with plugin `graph_keras_model`: a Keras model's JSON (the "conceptual" graph of layers).
+
+Reading is tolerant where TensorBoard is not (pytorch#24157: data written, empty Graphs tab): inputs
+may carry `^` (control) and `:N` (output index) marks, name nodes that are missing (each gets a stub
+node, op `(missing)`), or repeat; every repair is listed in `Graph.notes`. Collapsing, search and DOT
+live in `twinboard.graphview`, the layers table in `twinboard.graph_layers`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from twinboard.records import CorruptRecordError, RecordReader, is_event_file, split_records
+
+RUN_METADATA_PLUGINS = ("graph_run_metadata", "graph_run_metadata_graph")
+KERAS_PLUGIN = "graph_keras_model"
+MISSING = "(missing)"  # op of a stub node made for an input that names no node
+NODE_COLUMNS = ["name", "op", "scope", "device", "shape", "attrs"]
+EDGE_COLUMNS = ["src", "dst", "control"]
+
+
+@dataclass
+class Graph:
+    framework: str | None  # "torch" or "tensorflow", guessed from the ops; None when it cannot tell
+    kind: str  # "op": a GraphDef of ops; "keras": Keras' conceptual graph of layers
+    tag: str  # where it came from: "graph_def", "meta_graph_def", or the summary / run-metadata tag
+    step: int  # the event's step (0 for Event.graph_def, which has none)
+    nodes: pd.DataFrame  # NODE_COLUMNS: shape is a string like "[32, 64]" ("?" unknown), attrs a dict
+    edges: pd.DataFrame  # EDGE_COLUMNS: src -> dst by node name; control marks `^name` inputs
+    notes: list[str] = field(default_factory=list)  # repairs made while reading, for the page to show
+
+    @property
+    def label(self) -> str:
+        what = "layers" if self.kind == "keras" else "ops"
+        return f"{self.tag} ({len(self.nodes)} {what})"
+
+
+# --- attribute values ------------------------------------------------------------------------------
+def _dtype(code: int) -> str:
+    from tensorboard.compat.proto import types_pb2
+
+    try:
+        return types_pb2.DataType.Name(code).removeprefix("DT_").lower()
+    except ValueError:
+        return str(code)
+
+
+def shape_str(shape: Any) -> str:
+    """A TensorShapeProto as "[32, 64]"; unknown sizes as "?", unknown rank as "?"."""
+    if shape.unknown_rank:
+        return "?"
+    return "[" + ", ".join("?" if d.size < 0 else str(d.size) for d in shape.dim) + "]"
+
+
+def _tensor_str(t: Any) -> str:
+    text = f"{_dtype(t.dtype)} {shape_str(t.tensor_shape)}"
+    for name in ("float_val", "double_val", "int_val", "int64_val", "bool_val"):
+        vals = list(getattr(t, name))
+        if vals:
+            return f"{text} = {vals[0] if len(vals) == 1 else vals[:8]}"
+    return text
+
+
+def attr_value(v: Any) -> Any:
+    """An AttrValue as a plain Python value (str, int, float, bool, list) a table can show."""
+    which = v.WhichOneof("value")
+    if which == "s":
+        return v.s.decode("utf-8", "replace")
+    if which in ("i", "f", "b"):
+        return getattr(v, which)
+    if which == "type":
+        return _dtype(v.type)
+    if which == "shape":
+        return shape_str(v.shape)
+    if which == "tensor":
+        return _tensor_str(v.tensor)
+    if which == "func":
+        return v.func.name
+    if which == "placeholder":
+        return "$" + v.placeholder
+    if which == "list":
+        lst = v.list
+        return ([s.decode("utf-8", "replace") for s in lst.s] + list(lst.i) + list(lst.f) + list(lst.b)
+                + [_dtype(t) for t in lst.type] + [shape_str(s) for s in lst.shape]
+                + [f.name for f in lst.func])
+    return None
+
+
+# --- GraphDef -> tables ----------------------------------------------------------------------------
+def _tables(rows: list[dict], edges: list[tuple[str, str, bool]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    nodes = pd.DataFrame(rows, columns=NODE_COLUMNS)
+    e = pd.DataFrame(edges, columns=EDGE_COLUMNS).drop_duplicates(ignore_index=True)
+    e["control"] = e["control"].astype(bool)
+    return nodes, e
+
+
+def _scope(name: str) -> str:
+    return name.rsplit("/", 1)[0] if "/" in name else ""
+
+
+def _guess_framework(ops: Iterable[str]) -> str:
+    return "torch" if any("::" in op or op == "IO Node" for op in ops) else "tensorflow"
+
+
+def graph_from_graphdef(gd: Any, tag: str = "graph_def", step: int = 0) -> Graph:
+    """A GraphDef (tensorboard.compat.proto) as node and edge tables, repairing what it must."""
+    rows: list[dict] = []
+    seen: set[str] = set()
+    dupes = unnamed = 0
+    for n in gd.node:
+        if not n.name:
+            unnamed += 1
+            continue
+        if n.name in seen:
+            dupes += 1
+            continue
+        seen.add(n.name)
+        shapes = [shape_str(s) for s in n.attr["_output_shapes"].list.shape] if "_output_shapes" in n.attr else []
+        attrs = {k: attr_value(v) for k, v in sorted(n.attr.items()) if k != "_output_shapes"}
+        if not shapes and "shape" in attrs and n.op in ("Placeholder", "VarHandleOp", "VariableV2"):
+            shapes = [attrs["shape"]]
+        rows.append({"name": n.name, "op": n.op, "scope": _scope(n.name), "device": n.device,
+                     "shape": ", ".join(shapes), "attrs": attrs, "inputs": list(n.input)})
+    edges: list[tuple[str, str, bool]] = []
+    missing: dict[str, None] = {}
+    for row in rows:
+        for ref in row.pop("inputs"):
+            control = ref.startswith("^")
+            src = ref.lstrip("^")
+            if src not in seen:  # "name:1" (output 1), or "fn_node:output:0" inside a function body
+                src = src.split(":", 1)[0]
+            if not src:
+                continue
+            if src not in seen:
+                missing.setdefault(src)
+            edges.append((src, row["name"], control))
+    for name in missing:
+        rows.append({"name": name, "op": MISSING, "scope": _scope(name), "device": "", "shape": "",
+                     "attrs": {}})
+    nodes, e = _tables(rows, edges)
+    notes = []
+    if missing:
+        notes.append(f"{len(missing)} input(s) named nodes missing from the graph; drawn as stubs "
+                     f"(op {MISSING}): {', '.join(list(missing)[:3])}{'…' if len(missing) > 3 else ''}")
+    if dupes:
+        notes.append(f"{dupes} node(s) repeated a name already used; the first of each was kept")
+    if unnamed:
+        notes.append(f"{unnamed} node(s) without a name were skipped")
+    fw = _guess_framework(nodes["op"]) if len(nodes) else None
+    return Graph(fw, "op", tag, step, nodes, e, notes)
+
+
+# --- Keras JSON -> tables --------------------------------------------------------------------------
+def _keras_sources(inbound: Any) -> list[str]:
+    """Layer names an `inbound_nodes` entry reads from (Keras 3 `keras_history`, Keras 2 lists)."""
+    found: list[str] = []
+    if isinstance(inbound, dict):
+        hist = inbound.get("config", {}).get("keras_history") if isinstance(inbound.get("config"), dict) else None
+        if isinstance(hist, list) and hist and isinstance(hist[0], str):
+            return [hist[0]]
+        for v in inbound.values():
+            found += _keras_sources(v)
+    elif isinstance(inbound, list):
+        if len(inbound) >= 3 and isinstance(inbound[0], str) and isinstance(inbound[1], int):
+            return [inbound[0]]
+        for v in inbound:
+            found += _keras_sources(v)
+    return found
+
+
+def graph_from_keras_json(text: str, tag: str = "keras", step: int = 0) -> Graph:
+    """Keras' model JSON (`model.to_json()`) as one node per layer, edges along the data flow."""
+    cfg = json.loads(text)
+    layers = cfg.get("config", {}).get("layers", [])
+    rows, edges = [], []
+    sequential = cfg.get("class_name") == "Sequential"
+    prev = None
+    for layer in layers:
+        conf = layer.get("config", {})
+        name = conf.get("name") or layer.get("name") or f"layer{len(rows)}"
+        shape = conf.get("batch_shape") or conf.get("batch_input_shape")
+        attrs = {k: v for k, v in conf.items()
+                 if k != "name" and isinstance(v, (str, int, float, bool, list)) and v is not None}
+        rows.append({"name": name, "op": layer.get("class_name", ""), "scope": "", "device": "",
+                     "shape": "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]" if shape else "",
+                     "attrs": attrs})
+        sources = _keras_sources(layer.get("inbound_nodes", []))
+        if sequential and not sources and prev is not None:
+            sources = [prev]
+        edges += [(s, name, False) for s in dict.fromkeys(sources)]
+        prev = name
+    names = {r["name"] for r in rows}
+    edges = [e for e in edges if e[0] in names]
+    nodes, e = _tables(rows, edges)
+    return Graph("tensorflow", "keras", tag, step, nodes, e)
+
+
+# --- event files -----------------------------------------------------------------------------------
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _may_hold_graph(rec: bytes) -> bool:
+    """Cheap pre-check on a raw Event so scalar records are not parsed: graph_def (field 4),
+    tagged_run_metadata (8), meta_graph_def (9), or a summary (5) naming a graph plugin."""
+    # Fast path: writers put wall_time (field 1, fixed64) and step (2, varint) first, then the event.
+    pos = 9 if rec[:1] == b"\x09" else 0
+    if rec[pos:pos + 1] == b"\x10":
+        pos += 1
+        while pos < len(rec) and rec[pos] & 0x80:
+            pos += 1
+        pos += 1
+    key = rec[pos] if pos < len(rec) else -1
+    if key == 0x2A:
+        return b"graph_" in rec
+    if key in (0x22, 0x42, 0x4A):
+        return True
+    if key in (0x1A, 0x32, 0x3A):  # file_version, log_message, session_log
+        return False
+    return _scan_fields(rec)
+
+
+def _scan_fields(rec: bytes) -> bool:
+    """The same test, walking every top-level field (fields in an unusual order)."""
+    pos = 0
+    try:
+        while pos < len(rec):
+            key, pos = _varint(rec, pos)
+            num, wire = key >> 3, key & 7
+            if num in (4, 8, 9):
+                return True
+            if num == 5:
+                return b"graph_" in rec
+            if wire == 0:
+                _, pos = _varint(rec, pos)
+            elif wire == 1:
+                pos += 8
+            elif wire == 5:
+                pos += 4
+            elif wire == 2:
+                size, pos = _varint(rec, pos)
+                pos += size
+            else:
+                return True  # odd wire type: let the real parser decide
+    except IndexError:
+        return True
+    return False
+
+
+def _graphs_in_run_metadata(data: bytes, tag: str, step: int) -> list[Graph]:
+    from tensorboard.compat.proto import config_pb2
+
+    meta = config_pb2.RunMetadata()
+    meta.ParseFromString(data)
+    defs = [f.pre_optimization_graph if f.pre_optimization_graph.node else f.post_optimization_graph
+            for f in meta.function_graphs] + list(meta.partition_graphs)
+    defs = [d for d in defs if d.node]
+    return [graph_from_graphdef(d, tag if len(defs) == 1 else f"{tag}/{i}", step) for i, d in enumerate(defs)]
+
+
+def _graphs_in_event(ev: Any, plugins: dict[str, str]) -> list[Graph]:
+    from tensorboard.compat.proto import graph_pb2, meta_graph_pb2
+
+    what = ev.WhichOneof("what")
+    if what == "graph_def":
+        gd = graph_pb2.GraphDef()
+        gd.ParseFromString(ev.graph_def)
+        return [graph_from_graphdef(gd, "graph_def", ev.step)]
+    if what == "meta_graph_def":
+        mg = meta_graph_pb2.MetaGraphDef()
+        mg.ParseFromString(ev.meta_graph_def)
+        return [graph_from_graphdef(mg.graph_def, "meta_graph_def", ev.step)]
+    if what == "tagged_run_metadata":
+        trm = ev.tagged_run_metadata
+        return _graphs_in_run_metadata(trm.run_metadata, trm.tag, ev.step)
+    out: list[Graph] = []
+    if what == "summary":
+        for v in ev.summary.value:
+            if v.metadata.plugin_data.plugin_name:  # tf.summary sends the metadata with a tag's first value
+                plugins[v.tag] = v.metadata.plugin_data.plugin_name
+            plugin = plugins.get(v.tag)
+            if plugin not in (*RUN_METADATA_PLUGINS, KERAS_PLUGIN) or not v.tensor.string_val:
+                continue
+            blob = v.tensor.string_val[0]
+            if plugin == KERAS_PLUGIN:
+                out.append(graph_from_keras_json(blob.decode("utf-8", "replace"), v.tag, ev.step))
+            else:
+                out += _graphs_in_run_metadata(blob, v.tag, ev.step)
+    return out
+
+
+def event_files(path: str | os.PathLike) -> list[Path]:
+    """The event files at path: the file itself, or those directly in the folder, by name."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    return sorted(f for f in p.iterdir() if f.is_file() and is_event_file(f)) if p.is_dir() else []
+
+
+class GraphScanner:
+    """The graphs of an event file or run folder, kept up to date cheaply: each `read()` parses only
+    records appended since the last one (graphs are written once, early; scalars keep coming)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._readers: dict[Path, RecordReader] = {}
+        self._plugins: dict[Path, dict[str, str]] = {}  # per file: summary tag -> plugin name
+        self._found: list[Graph] = []
+        self.errors: list[CorruptRecordError] = []  # damaged records met by the last read, one per file
+
+    def read(self) -> list[Graph]:
+        """Every graph so far, in file order, an identical graph once. A damaged record ends its
+        file's reading (the records before it still count) and is listed in `errors`; a
+        half-written tail waits for the writer."""
+        files = event_files(self.path)
+        if any(f.stat().st_size < r.offset for f, r in self._readers.items() if f in files):
+            self.__init__(self.path)  # a file shrank (replaced): start over
+        self.errors = []
+        for f in files:
+            reader = self._readers.setdefault(f, RecordReader(f))
+            try:
+                records = reader.read()
+            except CorruptRecordError as e:
+                self.errors.append(e)
+                with open(f, "rb") as fh:  # the complete records before the damage
+                    fh.seek(reader.offset)
+                    records, _ = split_records(fh.read(e.offset - reader.offset), f, reader.offset)
+                reader.offset = e.offset
+            self._parse(f, records)
+        self._found = _dedupe(self._found)
+        return list(self._found)
+
+    @property
+    def graphs(self) -> list[Graph]:
+        """What the reads so far found."""
+        return list(self._found)
+
+    def _parse(self, f: Path, records: list[bytes]) -> None:
+        from tensorboard.compat.proto import event_pb2
+
+        plugins = self._plugins.setdefault(f, {})
+        for rec in records:
+            if _may_hold_graph(rec):
+                ev = event_pb2.Event()
+                ev.ParseFromString(rec)
+                self._found += _graphs_in_event(ev, plugins)
+
+
+def read_graphs(path: str | os.PathLike) -> list[Graph]:
+    """Every graph in an event file or a run folder, in file order, an identical graph once.
+    Raises records.CorruptRecordError for a damaged record; a half-written tail is left unread."""
+    scanner = GraphScanner(path)
+    graphs = scanner.read()
+    if scanner.errors:
+        raise scanner.errors[0]
+    return graphs
+
+
+def _dedupe(graphs: list[Graph]) -> list[Graph]:
+    out: list[Graph] = []
+    keys: set[tuple] = set()
+    for g in graphs:
+        key = (g.kind, g.tag, tuple(g.nodes["name"]), tuple(g.nodes["op"]), len(g.edges))
+        if key not in keys:
+            keys.add(key)
+            out.append(g)
+    return out
+
+
+def default_graph(graphs: list[Graph]) -> Graph | None:
+    """The graph to show first: the forward op graph when there is one, else the first op graph."""
+    ops = [g for g in graphs if g.kind == "op"]
+    return next((g for g in ops if g.tag == "forward"), ops[0] if ops else (graphs[0] if graphs else None))
+

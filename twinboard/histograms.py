@@ -1,0 +1,444 @@
+"""Histograms from event files, both encodings, in one columnar form; re-binning and distributions.
+
+Two writers, two encodings, one result: every histogram becomes `edges` (float64, k+1, ascending)
+and `counts` (float64, k), bucket i covering [edges[i], edges[i+1]]; a zero-width bucket is a point
+mass. Empty leading/trailing buckets are dropped, so edges[0] and edges[-1] are the observed min/max
+where the writer recorded them. An empty histogram (no values) has k = 0 and edges of length 0.
+
+- tensorboardX / torch.utils.tensorboard / TF1 write `Summary.Value.histo` (HistogramProto): bucket i
+  covers (bucket_limit[i-1], bucket_limit[i]], the first bucket's left edge is `min`. Their default
+  bins are exponential (±1e-12 * 1.1**n, TF1 adds ±DBL_MAX), so outer edges lie far outside the
+  data: they are clipped to min/max (an all-zero bias becomes a point mass at 0).
+- TF2's tf.summary.histogram writes a `tensor` [k, 3] = (left edge, right edge, count), plugin
+  "histograms"; a single value gives k buckets [v, v] with the count in the last.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from twinboard import runs as _runs
+from twinboard.records import CorruptRecordError, RecordReader, is_event_file, split_records
+
+PLUGIN = "histograms"
+# TensorBoard's distribution dashboard: normal CDF at (-inf, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, inf) sd.
+BASIS_POINTS = (0, 668, 1587, 3085, 5000, 6915, 8413, 9332, 10000)
+_EMPTY = np.zeros(0)
+_DTYPES = {1: "<f4", 2: "<f8", 19: "<f2"}  # DT_FLOAT, DT_DOUBLE, DT_HALF
+
+
+# --- decoding ----------------------------------------------------------------------------------
+def trim(edges: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop empty leading and trailing buckets (k+1 edges, k counts in; the same shape out)."""
+    nz = np.flatnonzero(counts > 0)
+    if nz.size == 0:
+        return _EMPTY, _EMPTY
+    i, j = nz[0], nz[-1] + 1
+    return edges[i:j + 1].copy(), counts[i:j].copy()
+
+
+def from_histo(histo) -> tuple[np.ndarray, np.ndarray]:
+    """A HistogramProto (tensorboardX, torch.utils.tensorboard, TF1) as (edges, counts)."""
+    limits = np.asarray(histo.bucket_limit, dtype=np.float64)
+    counts = np.asarray(histo.bucket, dtype=np.float64)
+    k = min(limits.size, counts.size)
+    if k == 0:
+        return _EMPTY, _EMPTY
+    limits, counts = limits[:k], counts[:k]
+    first = histo.min if histo.min <= limits[0] else limits[0]  # inconsistent min: zero width
+    edges, counts = trim(np.concatenate([[first], limits]), counts)
+    if counts.size == 0:
+        return edges, counts
+    lo, hi = histo.min, histo.max
+    # Clip the far-out writer edges to the data, when min/max agree with the buckets they fall in.
+    if lo <= hi and edges[0] <= lo <= edges[1] and edges[-2] <= hi <= edges[-1]:
+        edges = np.clip(edges, lo, hi)
+    return _finite(edges), counts
+
+
+def from_buckets(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """TF2's [k, 3] (left, right, count) tensor as (edges, counts); gaps become empty buckets."""
+    a = np.asarray(array, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 3:
+        raise ValueError(f"histogram tensor has shape {list(a.shape)}, expected [k, 3]")
+    nz = np.flatnonzero(a[:, 2] > 0)
+    if nz.size == 0:
+        return _EMPTY, _EMPTY
+    a = a[nz[0]:nz[-1] + 1]
+    left, right, counts = a[:, 0], a[:, 1], a[:, 2]
+    if np.array_equal(left[1:], right[:-1]):
+        edges = np.concatenate([left[:1], right])
+    else:  # not contiguous (hand-made data): insert empty buckets in gaps, clamp overlaps
+        e, c = [left[0]], []
+        for lft, rgt, n in zip(left, right, counts):
+            if lft > e[-1]:
+                e.append(lft), c.append(0.0)
+            e.append(max(rgt, e[-1])), c.append(n)
+        edges, counts = np.asarray(e), np.asarray(c)
+    return _finite(edges), counts.copy()
+
+
+def _finite(edges: np.ndarray) -> np.ndarray:
+    if edges.size and not np.isfinite(edges[[0, -1]]).all():
+        fin = edges[np.isfinite(edges)]
+        edges = np.clip(edges, fin.min(), fin.max()) if fin.size else np.zeros_like(edges)
+    return edges
+
+
+def tensor_to_array(t) -> np.ndarray:
+    """A TensorProto of float/double/half as an ndarray, without TensorFlow."""
+    shape = [d.size for d in t.tensor_shape.dim]
+    if t.dtype not in _DTYPES:
+        raise ValueError(f"histogram tensor has dtype enum {t.dtype}, expected float/double/half")
+    if t.tensor_content:
+        a = np.frombuffer(t.tensor_content, dtype=_DTYPES[t.dtype]).astype(np.float64)
+    elif t.dtype == 19:
+        a = np.asarray(t.half_val, dtype=np.uint16).view(np.float16).astype(np.float64)
+    else:
+        a = np.asarray(t.double_val if t.dtype == 2 else t.float_val, dtype=np.float64)
+    n = int(np.prod(shape)) if shape else 1
+    if 0 < a.size < n:  # TF's short form: the last value repeats
+        a = np.concatenate([a, np.full(n - a.size, a[-1])])
+    if a.size != n:
+        raise ValueError(f"histogram tensor holds {a.size} values for shape {shape}")
+    return a.reshape(shape)
+
+
+# --- the incremental store --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Problem:
+    path: str  # the event file
+    message: str  # what is wrong with it, for the user
+
+
+@dataclass
+class HistogramSeries:
+    """One tag of one run, sorted by step (a step logged twice keeps the last one written)."""
+    steps: np.ndarray  # int64 (n,)
+    wall_times: np.ndarray  # float64 (n,), unix seconds
+    edges: list[np.ndarray]  # n arrays of k_i + 1 edges (k_i may differ by step)
+    counts: list[np.ndarray]  # n arrays of k_i counts
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+@dataclass
+class _File:
+    reader: RecordReader
+    run: str
+    broken_at: tuple[int, float] | None = None  # (size, mtime) when corruption was found
+    inode: int | None = None  # a different inode or a shorter file: the file was replaced
+
+
+@dataclass
+class _Tag:
+    rows: list[tuple[int, float, np.ndarray, np.ndarray, str]] = field(default_factory=list)  # + file
+    cached: HistogramSeries | None = None
+
+
+class HistogramStore:
+    """Every histogram under a logdir, read incrementally: `refresh()` reads only appended bytes.
+
+    Thread-safe (one store may be shared by every browser session). A complete record with a bad
+    CRC stops that file at the last good record and is reported by `problems()`; so is a file that
+    ends in an incomplete record and has not been written for `stale_after` seconds.
+    """
+
+    def __init__(self, logdir: str | os.PathLike, stale_after: float = 30.0):
+        self.logdir = Path(logdir)
+        self.stale_after = stale_after
+        self._files: dict[Path, _File] = {}
+        self._data: dict[str, dict[str, _Tag]] = {}
+        self._plugins: dict[tuple[str, str], str] = {}  # (run, tag) -> plugin, first metadata seen
+        self._problems: dict[tuple[str, str], Problem] = {}
+        self._lock = threading.RLock()
+
+    def refresh(self, runs: Iterable[str] | None = None) -> int:
+        """Read what was appended since the last call (only these runs if given); new histograms."""
+        with self._lock:
+            found = 0
+            for run, path in self._event_files(runs):
+                state = self._files.get(path)
+                if state is None:
+                    state = self._files[path] = _File(RecordReader(path), run)
+                found += self._read(state)
+            return found
+
+    def add_file(self, path: str | os.PathLike, run: str) -> int:
+        """Read one event file as (part of) `run`, outside the logdir walk."""
+        with self._lock:
+            path = Path(path)
+            state = self._files.setdefault(path, _File(RecordReader(path), run))
+            return self._read(state)
+
+    def runs(self) -> list[str]:
+        with self._lock:
+            return sorted(r for r, tags in self._data.items() if tags)
+
+    def tags(self, run: str) -> list[str]:
+        with self._lock:
+            return sorted(self._data.get(run, {}))
+
+    def get(self, run: str, tag: str) -> HistogramSeries:
+        with self._lock:
+            entry = self._data.get(run, {}).get(tag)
+            if entry is None:
+                return HistogramSeries(np.zeros(0, np.int64), np.zeros(0), [], [])
+            if entry.cached is None:
+                last = {}  # step -> row; later rows (files read later, later records) win
+                for row in entry.rows:
+                    last[row[0]] = row
+                rows = [last[s] for s in sorted(last)]
+                entry.cached = HistogramSeries(np.array([r[0] for r in rows], np.int64),
+                                               np.array([r[1] for r in rows], np.float64),
+                                               [r[2] for r in rows], [r[3] for r in rows])
+            return entry.cached
+
+    def problems(self, runs: Iterable[str] | None = None) -> list[Problem]:
+        with self._lock:
+            wanted = None if runs is None else set(runs)
+            return [p for (path, _), p in sorted(self._problems.items())
+                    if wanted is None or self._files[Path(path)].run in wanted]
+
+    def frame(self, runs: Iterable[str] | None = None) -> pd.DataFrame:
+        """Columnar: run, tag, step, wall_time, edges, counts (one row per histogram)."""
+        rows = []
+        for run in (self.runs() if runs is None else runs):
+            for tag in self.tags(run):
+                s = self.get(run, tag)
+                rows += [(run, tag, int(st), float(w), e, c)
+                         for st, w, e, c in zip(s.steps, s.wall_times, s.edges, s.counts)]
+        return pd.DataFrame(rows, columns=["run", "tag", "step", "wall_time", "edges", "counts"])
+
+    # -- internals --
+    def _event_files(self, runs: Iterable[str] | None) -> list[tuple[str, Path]]:
+        if runs is None:
+            folders = [(r.name, r.path) for r in _runs.list_event_runs(self.logdir)]
+        else:
+            folders = [(r, _runs.safe_path(self.logdir, r)) for r in runs]
+        out = []
+        for name, folder in folders:
+            try:
+                files = sorted(p for p in folder.iterdir() if p.is_file() and is_event_file(p))
+            except OSError:
+                continue
+            out += [(name, p) for p in files]
+        return out
+
+    def _read(self, state: _File) -> int:
+        path, key = state.reader.path, str(state.reader.path)
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            self._problems[(key, "io")] = Problem(key, f"cannot be read: {e.strerror}")
+            return 0
+        self._problems.pop((key, "io"), None)
+        if st.st_size < state.reader.offset or state.inode not in (None, st.st_ino):
+            self._forget(state)  # replaced (an upload imported again): forget it, read afresh
+        state.inode = st.st_ino
+        if state.broken_at == (st.st_size, st.st_mtime):
+            return 0  # unchanged since we found it corrupt: don't re-read the bad bytes
+        try:
+            records = state.reader.read()
+            state.broken_at = None
+            self._problems.pop((key, "corrupt"), None)
+        except CorruptRecordError as err:
+            with open(path, "rb") as f:  # keep the good records before the bad one
+                f.seek(state.reader.offset)
+                good = f.read(err.offset - state.reader.offset)
+            records, used = split_records(good, path, state.reader.offset)
+            state.reader.offset += used
+            state.broken_at = (st.st_size, st.st_mtime)
+            self._problems[(key, "corrupt")] = Problem(
+                key, f"corrupt at byte {err.offset} ({err.reason}); histograms after it are not shown")
+        found = self._ingest(state, records)
+        pending = state.reader.pending_bytes()
+        if pending and state.broken_at is None and time.time() - st.st_mtime > self.stale_after:
+            self._problems[(key, "truncated")] = Problem(
+                key, f"ends in an incomplete record ({pending} bytes): truncated?")
+        else:
+            self._problems.pop((key, "truncated"), None)
+        return found
+
+    def _forget(self, state: _File) -> None:
+        key = str(state.reader.path)
+        for entry in self._data.get(state.run, {}).values():
+            entry.rows, entry.cached = [r for r in entry.rows if r[4] != key], None
+        state.reader.offset, state.broken_at = 0, None
+        for kind in ("corrupt", "truncated", "decode"):
+            self._problems.pop((key, kind), None)
+
+    def _ingest(self, state: _File, records: list[bytes]) -> int:
+        from tensorboard.compat.proto import event_pb2  # protobufs only; never imports TensorFlow
+
+        found, run, key = 0, state.run, str(state.reader.path)
+        for data in records:
+            ev = event_pb2.Event()
+            try:
+                ev.ParseFromString(data)
+            except Exception:  # noqa: BLE001  (protobuf's DecodeError; CRC was fine, payload is not)
+                self._problems[(key, "decode")] = Problem(key, "holds a record that is not an Event")
+                continue
+            if not ev.HasField("summary"):
+                continue
+            for v in ev.summary.value:
+                kind = v.WhichOneof("value")
+                if kind == "simple_value":  # the common case, a tensorboardX scalar: skip it fast
+                    continue
+                if v.HasField("metadata") and v.metadata.plugin_data.plugin_name:
+                    # TF writes a tag's metadata with its first value only, so remember it per run
+                    self._plugins.setdefault((run, v.tag), v.metadata.plugin_data.plugin_name)
+                try:
+                    if kind == "histo":
+                        edges, counts = from_histo(v.histo)
+                    elif kind == "tensor" and self._plugins.get((run, v.tag)) == PLUGIN:
+                        edges, counts = from_buckets(tensor_to_array(v.tensor))
+                    else:
+                        continue
+                except ValueError as e:
+                    self._problems[(key, "decode")] = Problem(key, f"tag {v.tag!r}: {e}")
+                    continue
+                tag = self._data.setdefault(run, {}).setdefault(v.tag, _Tag())
+                tag.rows.append((int(ev.step), float(ev.wall_time), edges, counts, key))
+                tag.cached = None
+                found += 1
+        return found
+
+
+def read_histograms(path: str | os.PathLike, strict: bool = True) -> pd.DataFrame:
+    """Every histogram in an event file, or under a folder (runs named relative to it; a file's
+    own run is "."). DataFrame[run, tag, step, wall_time, edges (k+1), counts (k)].
+
+    strict: raise ValueError (naming the file) on a damaged file; else keep what is readable and
+    list the trouble in `df.attrs["problems"]`. A half-written last record is never an error.
+    """
+    path = Path(path)
+    store = HistogramStore(path if path.is_dir() else path.parent, stale_after=float("inf"))
+    if path.is_dir():
+        store.refresh()
+    elif path.is_file():
+        store.add_file(path, ".")
+    else:
+        raise FileNotFoundError(f"{str(path)!r} is neither an event file nor a folder")
+    problems = store.problems()
+    if strict and problems:
+        raise ValueError(f"{problems[0].path}: {problems[0].message}")
+    df = store.frame()
+    df.attrs["problems"] = problems
+    return df
+
+
+
+# --- transforms (pure) --------------------------------------------------------------------------
+def rebin(edges: np.ndarray, counts: np.ndarray, new_edges: np.ndarray) -> np.ndarray:
+    """Counts on `new_edges` (m+1 ascending) from (edges, counts), preserving counts.
+
+    Each source bucket's count is spread over the target buckets in proportion to overlap (uniform
+    density within a bucket); a zero-width bucket goes whole to the target bucket holding it (the
+    last target bucket is closed on the right). Mass outside [new_edges[0], new_edges[-1]] is lost,
+    so pass edges that cover the data (`common_edges`) when the total must be kept.
+    """
+    t = np.asarray(new_edges, dtype=np.float64)
+    e = np.asarray(edges, dtype=np.float64)
+    c = np.asarray(counts, dtype=np.float64)
+    out = np.zeros(max(t.size - 1, 0))
+    if c.size == 0 or out.size == 0:
+        return out
+    left, width = e[:-1], np.diff(e)
+    wide = width > 0
+    if wide.any():  # share of each source bucket lying below each target edge: (k, m+1)
+        below = np.clip((t[None, :] - left[wide, None]) / width[wide, None], 0.0, 1.0)
+        out += c[wide] @ np.diff(below, axis=1)
+    if not wide.all():
+        points = left[~wide]
+        idx = np.searchsorted(t, points, side="right") - 1
+        idx[points == t[-1]] = out.size - 1
+        inside = (idx >= 0) & (idx < out.size)
+        np.add.at(out, idx[inside], c[~wide][inside])
+    return out
+
+
+def common_edges(edge_arrays: Iterable[np.ndarray], buckets: int = 30) -> np.ndarray:
+    """`buckets` equal-width buckets spanning every histogram given (a unit span when all are
+    one point), so `rebin` onto them keeps every count."""
+    spans = [(e[0], e[-1]) for e in edge_arrays if len(e)]
+    if not spans:
+        return np.linspace(-0.5, 0.5, buckets + 1)
+    lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+    if hi <= lo:
+        pad = 0.5 * max(abs(lo), 1.0) * 0.1
+        lo, hi = lo - pad, hi + pad
+    return np.linspace(lo, hi, buckets + 1)
+
+
+def compress(edges: np.ndarray, counts: np.ndarray, bps=BASIS_POINTS) -> np.ndarray:
+    """Values at basis points (1/100 %), TensorBoard's `compress_histogram` exactly: linear
+    interpolation within the bucket where the cumulative weight crosses each basis point."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.size == 0 or counts.sum() <= 0:
+        return np.zeros(len(bps))
+    minmin, maxmax = edges[0], edges[-1]
+    right = edges[1:]
+    weights = (counts * bps[-1] / counts.sum()).cumsum()
+    out: list[float] = []
+    j = 0
+    while j < len(bps):
+        i = int(np.searchsorted(weights, bps[j], side="right"))
+        while i < len(weights):
+            cum, prev = weights[i], (weights[i - 1] if i > 0 else 0.0)
+            if cum == prev:
+                i += 1
+                continue
+            lhs = minmin if (not i or not prev) else max(right[i - 1], minmin)
+            rhs = min(right[i], maxmax)
+            out.append(lhs + (bps[j] - prev) * float(rhs - lhs) / (cum - prev))
+            j += 1
+            break
+        else:
+            break
+    out += [maxmax] * (len(bps) - j)
+    return np.asarray(out, dtype=np.float64)
+
+
+def distribution(series: HistogramSeries, bps=BASIS_POINTS) -> pd.DataFrame:
+    """One row per step: `step`, then the value at each basis point (columns named by bp)."""
+    rows = [compress(e, c, bps) for e, c in zip(series.edges, series.counts) if len(c)]
+    steps = [s for s, c in zip(series.steps, series.counts) if len(c)]
+    df = pd.DataFrame(np.asarray(rows).reshape(len(rows), len(bps)), columns=list(bps))
+    df.insert(0, "step", np.asarray(steps, dtype=np.int64))
+    return df
+
+
+def sample_indices(n: int, cap: int) -> np.ndarray:
+    """At most `cap` indices into n items, evenly spread, first and last always kept."""
+    if n <= cap:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max(cap, 2)).round().astype(int))
+
+
+def nearest_step(steps: np.ndarray, target: int) -> int | None:
+    """The logged step closest to `target` (the earlier one on a tie); None when nothing is logged."""
+    if len(steps) == 0:
+        return None
+    steps = np.asarray(steps)
+    return int(steps[np.argmin(np.abs(steps - target))])
+
+
+_LAYERED = re.compile(r"^(weights|grads)/(.+)/([^/]+)$")
+
+
+def layer_of(tag: str) -> str:
+    """`weights/dense0/kernel` -> `dense0`; anything else is grouped by its first path part."""
+    m = _LAYERED.match(tag)
+    if m:
+        return m.group(2)
+    return tag.split("/", 1)[0] if "/" in tag else "(other)"
