@@ -39,3 +39,24 @@ def pick_pair(key: str) -> runs.Pair | None:
 def side_label(run: runs.EventRun) -> str:
     """'PyTorch', 'TensorFlow', or the run's name when the framework is unknown (uploads)."""
     return runs.FRAMEWORK_LABELS[run.framework] if run.framework else run.name
+
+
+BADGE_COLORS = {"torch": "red", "tensorflow": "orange"}  # nearest markdown colours to charts.FRAMEWORK_COLORS
+
+
+def framework_badge(framework: str | None) -> str:
+    """Markdown for a small coloured 'PyTorch' / 'TensorFlow' badge (its own name when unknown)."""
+    label = runs.FRAMEWORK_LABELS.get(framework, str(framework))
+    return f":{BADGE_COLORS.get(framework or '', 'gray')}-badge[{label}]"
+
+
+def pick_more_pairs(key: str, first: runs.Pair) -> list[runs.Pair]:
+    """Sidebar multiselect: further matched pairs to draw beside `first` (which is not offered)."""
+    others = [p for p in runs.list_pairs(logdir()) if p.label != first.label]
+    if not others:
+        return []
+    by_label = {p.label: p for p in others}
+    chosen = st.sidebar.multiselect("Also compare", list(by_label), key=f"{key}_more_pairs",
+                                    placeholder="more matched pairs…",
+                                    help="Drawn on the same charts, one line style per pair")
+    return [by_label[label] for label in chosen if label in by_label]

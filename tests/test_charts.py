@@ -1,0 +1,191 @@
+"""Smoothing, downsampling, x axes, shared y range and the scalar figure (twinboard.smoothing/charts)."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from twinboard import charts
+from twinboard.smoothing import MAX_POINTS, downsample, ema
+
+
+def tensorboard_ema(values, w):
+    """vz_line_chart2's resmoothDataset, transcribed line by line (the reference)."""
+    last = 0.0 if len(values) else math.nan
+    num_accum = 0
+    is_constant = all(v == values[0] for v in values)
+    out = []
+    for v in values:
+        if is_constant or not math.isfinite(v):
+            out.append(v)
+            continue
+        last = last * w + (1 - w) * v
+        num_accum += 1
+        debias_weight = 1 - w ** num_accum if w != 1 else 1
+        out.append(last / debias_weight)
+    return out
+
+
+# --- EMA -----------------------------------------------------------------------------------------
+def test_ema_hand_computed():
+    # w = 0.5 over [1, 2, 4]:
+    #   last = 0.5            debias 0.5   -> 1
+    #   last = 0.25 + 1 = 1.25  debias 0.75  -> 5/3
+    #   last = 0.625 + 2 = 2.625 debias 0.875 -> 3
+    np.testing.assert_allclose(ema(np.array([1.0, 2.0, 4.0]), 0.5), [1.0, 5 / 3, 3.0], rtol=1e-12)
+
+
+def test_ema_passes_non_finite_through_and_counts_only_finite_points():
+    values = [1.0, math.nan, 2.0, math.inf, 4.0, -math.inf]
+    got = ema(np.array(values), 0.5)
+    # NaN / inf in place; the finite ones smooth as if the others were not there
+    assert math.isnan(got[1]) and got[3] == math.inf and got[5] == -math.inf
+    np.testing.assert_allclose(got[[0, 2, 4]], [1.0, 5 / 3, 3.0], rtol=1e-12)
+    np.testing.assert_allclose(got, tensorboard_ema(values, 0.5), rtol=1e-12)
+
+
+@pytest.mark.parametrize("w", [0.0, 0.3, 0.6, 0.9, 0.99, 0.999])
+def test_ema_matches_tensorboard_on_noisy_series(w):
+    rng = np.random.default_rng(0)
+    values = np.cumsum(rng.normal(size=3000)) + 100
+    values[[5, 400, 401, 2999]] = [np.nan, np.inf, np.nan, -np.inf]
+    np.testing.assert_allclose(ema(values, w), tensorboard_ema(values.tolist(), w), rtol=1e-9)
+
+
+def test_ema_off_constant_and_empty():
+    v = np.array([3.0, 1.0, 2.0])
+    np.testing.assert_array_equal(ema(v, 0.0), v)
+    np.testing.assert_array_equal(ema(np.full(5, 7.0), 0.9), np.full(5, 7.0))
+    assert ema(np.array([]), 0.9).size == 0
+    with pytest.raises(ValueError, match="1"):
+        ema(v, 1.0)
+
+
+# --- downsampling --------------------------------------------------------------------------------
+def noisy(n, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.arange(n, dtype=np.int64) * 10
+    y = np.sin(np.arange(n) / 5000) + rng.normal(scale=0.1, size=n)
+    return x, y
+
+
+@pytest.mark.parametrize("n", [2001, 10_000, 250_000])
+def test_downsample_bound_endpoints_and_extremes(n):
+    x, y = noisy(n)
+    y[n // 3] = 50.0  # a spike LTTB alone might drop
+    y[n // 2] = -50.0
+    idx = downsample(x, y, MAX_POINTS)
+    assert len(idx) <= MAX_POINTS
+    assert len(idx) > MAX_POINTS * 0.9  # and it uses the budget
+    assert np.all(np.diff(idx) > 0)
+    assert idx[0] == 0 and idx[-1] == n - 1
+    assert np.argmax(y) in idx and np.argmin(y) in idx
+
+
+def test_downsample_short_series_is_untouched():
+    x, y = noisy(1500)
+    np.testing.assert_array_equal(downsample(x, y), np.arange(1500))
+
+
+def test_downsample_keeps_where_a_run_diverged():
+    x, y = noisy(50_000)
+    y[30_000:] = np.nan
+    idx = downsample(x, y, 500)
+    assert len(idx) <= 500 and 30_000 in idx and idx[-1] == 49_999
+    assert np.nanargmax(y) in idx and np.nanargmin(y) in idx
+
+
+def test_downsample_tiny_budgets_and_unsorted_x():
+    x, y = noisy(10_000)
+    for k in (1, 2, 3, 4, 5, 10):
+        idx = downsample(x, y, k)
+        assert len(idx) <= k and idx[0] == 0
+    x_restarted = np.concatenate([x[:5000], x[:5000]])  # a run that restarted from step 0
+    idx = downsample(x_restarted, y, 1000)
+    assert len(idx) <= 1000 and idx[-1] == 9999
+
+
+# --- x axis, ranges, tags ------------------------------------------------------------------------
+def test_relative_and_wall_time():
+    wall = np.array([1000.5, 1001.0, 1010.25])
+    np.testing.assert_allclose(charts.relative_time(wall), [0.0, 0.5, 9.75])
+    np.testing.assert_allclose(charts.relative_time(wall, start=1000.0), [0.5, 1.0, 10.25])
+    dt = charts.wall_datetime(wall)
+    assert dt.dtype == np.dtype("datetime64[ms]")
+    assert str(dt[0]) == "1970-01-01T00:16:40.500"
+    np.testing.assert_array_equal(charts.x_values(np.array([1, 2, 3]), wall, "step"), [1, 2, 3])
+    with pytest.raises(ValueError, match="x axis"):
+        charts.x_values(np.array([1]), wall[:1], "epoch")
+    assert charts.first_wall_time([np.array([5.0, 6.0]), np.array([]), np.array([3.0])]) == 3.0
+    assert charts.step_bounds([np.array([10, 20]), np.array([0, 5])]) == (0, 20)
+    assert charts.step_bounds([np.array([])]) is None
+
+
+def test_y_range_shared_linear_and_log():
+    lo, hi = charts.y_range([np.array([1.0, 2.0]), np.array([np.nan, 4.0, np.inf])])
+    assert lo < 1.0 and hi > 4.0 and math.isclose(hi - lo, 3.0 * 1.1)
+    lo, hi = charts.y_range([np.array([-1.0, 0.01, 100.0])], log=True)
+    assert lo < -2 and hi > 2  # log10 units, the non-positive value ignored
+    assert charts.y_range([np.array([np.nan])]) is None
+    assert charts.y_range([np.array([-3.0])], log=True) is None
+    assert charts.y_range([np.array([0.05, 0.05])]) == pytest.approx([0.045, 0.055])
+    lo, hi = charts.y_range([np.array([0.0])])
+    assert lo < 0.0 < hi
+
+
+def test_tag_groups_and_filter():
+    tags = ["perf/step_ms", "loss/val", "lr", "accuracy/train", "loss/train", "zeta/x", "alpha"]
+    groups = charts.group_tags(tags)
+    assert list(groups) == ["loss", "accuracy", "lr", "perf", "alpha", "zeta"]
+    assert groups["loss"] == ["loss/train", "loss/val"]
+    assert charts.filter_tags(tags, "train$") == ["accuracy/train", "loss/train"]
+    assert charts.filter_tags(tags, "  ") == tags
+    with pytest.raises(charts.TagFilterError, match=r"'loss\('"):
+        charts.filter_tags(tags, "loss(")
+
+
+def test_side_colors():
+    assert charts.side_colors("torch", "tensorflow") == ("#EE4C2C", "#FF8F00")
+    left, right = charts.side_colors("torch", "torch")
+    assert left != right
+    assert charts.FRAMEWORK_COLORS["torch"] != charts.FRAMEWORK_COLORS["tensorflow"]
+
+
+# --- figures -------------------------------------------------------------------------------------
+def curves(n=100_001):
+    step = np.arange(n, dtype=np.int64)
+    wall = 1.7e9 + step * 0.01
+    rng = np.random.default_rng(1)
+    a = np.exp(-step / 20_000) + rng.random(n) * 0.1
+    b = np.exp(-step / 25_000) + rng.random(n) * 0.1
+    return [charts.Curve("PyTorch", 0, "#EE4C2C", step, wall, a),
+            charts.Curve("TensorFlow", 1, "#FF8F00", step[:500], wall[:500] + 3, b[:500])]
+
+
+@pytest.mark.parametrize("overlay", [False, True])
+@pytest.mark.parametrize("x_axis", list(charts.X_AXES))
+@pytest.mark.parametrize("log_y", [False, True])
+def test_scalar_figure_bounded_and_labelled(overlay, x_axis, log_y):
+    fig = charts.scalar_figure("loss/train", curves(), smoothing=0.6, x_axis=x_axis, log_y=log_y,
+                               overlay=overlay)
+    assert all(len(t.x) <= MAX_POINTS for t in fig.data)
+    assert len(fig.data) == 4  # raw + smoothed per curve
+    assert "of 100,001 points" in fig.layout.title.subtitle.text
+    assert any("of 100,001" in (t.name or "") for t in fig.data)
+    json.loads(fig.to_json())  # serialisable (no inf)
+    if not overlay:
+        assert fig.layout.yaxis.range == fig.layout.yaxis2.range  # one shared y range
+
+
+def test_scalar_figure_zoomed_range_is_full_resolution():
+    fig = charts.scalar_figure("loss/train", curves(), smoothing=0.0, step_range=(1000, 2999))
+    assert [len(t.x) for t in fig.data] == [2000, 0]
+    assert not fig.layout.title.subtitle.text
+    assert fig.data[0].x[0] == 1000 and fig.data[0].x[-1] == 2999
+
+
+def test_zoom_keeps_whole_series_smoothing():
+    c = curves(5000)[0]
+    zoom = charts.prepare(c, 0.9, step_range=(3000, 3999))
+    np.testing.assert_allclose(zoom.smooth_y, ema(c.value, 0.9)[3000:4000])
+    np.testing.assert_array_equal(zoom.smooth_step, np.arange(3000, 4000))

@@ -1,0 +1,320 @@
+"""AppTest smoke and behaviour tests for the Launch and Scalars pages, on real files and processes.
+
+Launch: the form on an empty logdir, a bad value named in an error, and real runs started through
+the form (tests/stub_trainer.py stands in for both trainers) whose states the list shows.
+Scalars: event files written by the real writers, tensorboardX (torch side) and tf.summary
+(tensorflow side), in one subprocess per session so this process never loads a framework.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from twinboard import launcher
+from twinboard.records import frame
+
+ROOT = Path(__file__).resolve().parents[1]
+STUB = ROOT / "tests" / "stub_trainer.py"
+TIMEOUT = 60  # s per AppTest run: a launch waits for both supervisors to register on a busy 2-core box
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [str(e.value) for e in at.get(kind)]
+
+
+def markdown(at: AppTest) -> str:
+    return "\n".join(texts(at, "markdown"))
+
+
+# --- Launch --------------------------------------------------------------------------------------
+@pytest.fixture
+def launch_logdir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(tmp_path))
+    monkeypatch.setenv("TWINBOARD_TRAINER_CMD", f"{{python}} {STUB} {{spec}} {{framework}}")
+    yield tmp_path
+    for run in launcher.list_runs(tmp_path):  # teardown: no stub outlives its test
+        if run.state in ("queued", "running"):
+            launcher.stop(run.run_id, logdir=tmp_path, grace=1.0)
+
+
+def test_launch_page_empty_logdir_renders_the_form(launch_logdir):
+    at = page("launch").run()
+    assert not at.exception
+    keys = {w.key for w in (*at.number_input, *at.selectbox, *at.text_input)}
+    assert {"launch_task", "launch_model", "launch_hidden", "launch_lr", "launch_momentum",
+            "launch_batch_size", "launch_epochs", "launch_steps", "launch_seed", "launch_log_every",
+            "launch_histogram_every", "launch_init", "launch_dtype", "launch_threads",
+            "launch_weight_decay", "launch_val_fraction"} <= keys
+    assert "launch_beta1" not in keys  # SGD is the default: Adam's settings are not shown
+    assert any("No runs yet" in t for t in texts(at, "info"))
+    assert not at.error
+
+
+def test_launch_page_adam_shows_its_settings(launch_logdir):
+    at = page("launch").run()
+    at.button_group(key="launch_optimizer").set_value("adam").run()
+    keys = {w.key for w in at.number_input}
+    assert {"launch_beta1", "launch_beta2", "launch_eps"} <= keys and "launch_momentum" not in keys
+    assert not at.exception
+
+
+@pytest.mark.parametrize("key, value, field", [
+    ("launch_batch_size", 0, "batch_size"),
+    ("launch_lr", 0.0, "lr"),
+    ("launch_hidden", "64, x", "hidden"),
+])
+def test_launch_page_bad_value_names_the_field(launch_logdir, key, value, field):
+    at = page("launch").run()
+    widget = at.text_input(key=key) if key == "launch_hidden" else at.number_input(key=key)
+    widget.set_value(value)
+    at.button(key="launch_start").click().run()
+    assert not at.exception
+    errors = texts(at, "error")
+    assert len(errors) == 1 and f"RunSpec.{field}=" in errors[0], errors
+    assert launcher.list_runs(launch_logdir) == []  # nothing was started
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_launch_page_starts_a_run_and_lists_states(launch_logdir, monkeypatch):
+    monkeypatch.setenv("STUB_MODE_TORCH", "sleep")  # steps once, then runs until stopped
+    monkeypatch.setenv("STUB_MODE_TENSORFLOW", "crash")  # exit 3, "stub: boom" on stderr
+    at = page("launch").run()
+    at.number_input(key="launch_steps").set_value(40)
+    at.text_input(key="launch_name").set_value("smoke")
+    at.button(key="launch_start").click().run()
+    assert not at.exception
+    assert any("Started" in s and "smoke" in s for s in texts(at, "success")), texts(at, "error")
+
+    def settled():
+        jobs = launcher.get_run("smoke", launch_logdir).frameworks
+        return jobs["torch"].state == "running" and jobs["torch"].step == 1 and jobs["tensorflow"].state == "failed"
+    wait_for(settled)
+
+    at.run()  # what the live fragment would show on its next tick
+    assert not at.exception
+    md = markdown(at)
+    assert "**smoke**" in md and "badge[running]" in md and "badge[failed]" in md
+    bars = {str(p.proto.text) for p in at.get("progress")}
+    assert "1 of 40 steps" in bars
+    assert any("stub: boom" in c for c in texts(at, "code"))  # the failed job's stderr tail
+    assert [e.label for e in at.expander if "exit code 3" in e.label]
+
+    at.button(key="launch_stop_smoke").click().run()  # stop is synchronous: the job has ended
+    assert not at.exception
+    assert launcher.get_run("smoke", launch_logdir).frameworks["torch"].state == "stopped"
+    md = markdown(at)
+    assert "badge[stopped]" in md and "badge[running]" not in md
+    assert not [b for b in at.button if b.key == "launch_stop_smoke"]  # nothing left to stop
+
+
+def test_launch_page_lists_finished_runs_newest_first(launch_logdir, monkeypatch):
+    from trainers.spec import RunSpec
+    monkeypatch.setenv("STUB_MODE", "succeed")
+    for name in ("first", "second"):
+        assert isinstance(launcher.launch(RunSpec(steps=3), launch_logdir, name=name), launcher.Launched)
+        launcher.wait(name, timeout=30, logdir=launch_logdir)
+    at = page("launch").run()
+    assert not at.exception
+    md = markdown(at)
+    assert md.index("**second**") < md.index("**first**")
+    assert "badge[finished]" in md and "badge[running]" not in md
+    assert {str(p.proto.text) for p in at.get("progress")} == {"3 of 3 steps"}
+
+
+# --- Scalars -------------------------------------------------------------------------------------
+WRITER = r'''
+import sys, math
+from pathlib import Path
+root = Path(sys.argv[1])
+RUNS = {"20260101-000000-digits-mlp-sgd": 3000, "20260102-000000-digits-mlp-adam": 60}
+T0 = 1.7e9
+
+def values(step, n, shift):
+    loss = 2.3 * math.exp(-step / (n / 4)) + 0.05 * math.sin(step * 1.7 + shift) + 0.1
+    return {"loss/train": loss, "accuracy/train": 1 - loss / 2.5, "lr": 0.05,
+            "perf/step_ms": 3 + math.cos(step + shift)}
+
+from tensorboardX import SummaryWriter
+for run, n in RUNS.items():
+    w = SummaryWriter(str(root / run / "torch"))
+    for step in range(n):
+        for tag, v in values(step, n, 0.0).items():
+            w.add_scalar(tag, v, step, walltime=T0 + step * 0.05)
+        if step % 20 == 0:
+            w.add_scalar("loss/val", values(step, n, 1.0)["loss/train"], step, walltime=T0 + step * 0.05)
+    w.close()
+
+import tensorflow as tf
+from tensorboard.plugins.scalar.metadata import create_summary_metadata
+
+SCALARS = create_summary_metadata(display_name=None, description=None)
+
+
+def scalar(tag, value, step):
+    # What tf.summary.scalar writes, minus the name scope it would prefix inside a graph loop
+    tf.summary.write(tag, tf.cast(value, tf.float32), step=step, metadata=SCALARS)
+
+
+def write(n, shift):  # run as a graph (below): eager tf.summary calls cost ~1 ms each
+    nf = tf.cast(n, tf.float32)
+    for step in tf.range(tf.cast(n, tf.int64)):
+        x = tf.cast(step, tf.float32)
+        loss = 2.3 * tf.exp(-x / (nf / 4)) + 0.05 * tf.sin(x * 1.7 + shift) + 0.1
+        scalar("loss/train", loss, step)
+        scalar("accuracy/train", 1 - loss / 2.5, step)
+        scalar("lr", 0.05, step)
+        scalar("perf/step_ms", 3 + tf.cos(x + shift), step)
+        if step % 20 == 0:
+            scalar("loss/val", loss + 0.01, step)
+
+
+for run, n in RUNS.items():
+    w = tf.summary.create_file_writer(str(root / run / "tensorflow"))
+    with w.as_default():
+        tf.function(write)(tf.constant(n), tf.constant(0.5))  # a graph per writer: it captures it
+    w.close()
+'''
+SCALAR_TAGS = ["accuracy/train", "loss/train", "loss/val", "lr", "perf/step_ms"]
+BIG, SMALL = "20260101-000000-digits-mlp-sgd", "20260102-000000-digits-mlp-adam"
+
+
+@pytest.fixture(scope="session")
+def event_logdir(tmp_path_factory):
+    """Two matched pairs of real event files (3,000 and 60 steps), written once per session."""
+    root = tmp_path_factory.mktemp("scalars")
+    script = tmp_path_factory.mktemp("writer") / "write_events.py"
+    script.write_text(WRITER)  # a file, not -c: AutoGraph reads the loop's source
+    out = subprocess.run([sys.executable, str(script), str(root)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return root
+
+
+@pytest.fixture
+def scalars(event_logdir, monkeypatch):
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(event_logdir))
+    return page("scalars")
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def points(trace: dict, axis: str = "y") -> list:
+    """A trace's values as sent: plotly base64-encodes numeric arrays as {"dtype", "bdata"}."""
+    data = trace[axis]
+    if isinstance(data, dict):
+        return np.frombuffer(base64.b64decode(data["bdata"]), np.dtype(data["dtype"])).tolist()
+    return list(data)
+
+
+def title(fig: dict) -> str:
+    return fig["layout"]["title"]["text"]
+
+
+def test_scalars_page_empty_logdir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(tmp_path))
+    at = page("scalars").run()
+    assert not at.exception
+    assert any("No runs yet" in t for t in texts(at, "info"))
+
+
+def test_scalars_page_draws_every_tag_side_by_side(scalars):
+    at = scalars.run()
+    assert not at.exception, at.exception
+    figs = figures(at)
+    assert sorted(title(f) for f in figs) == SCALAR_TAGS  # the newest pair: 60 steps
+    for fig in figs:
+        assert fig["layout"]["yaxis"]["range"] == fig["layout"]["yaxis2"]["range"]  # shared y
+        colours = {t["line"]["color"] for t in fig["data"]}
+        assert colours == {"#EE4C2C", "#FF8F00"}
+    assert [e.label for e in at.expander][:2] == ["**loss** · 2", "**accuracy** · 1"]
+
+
+def test_scalars_page_samples_long_series_and_zooms(scalars):
+    at = scalars.run()
+    at.sidebar.selectbox(key="scalars_pair").set_value(BIG).run()
+    assert not at.exception
+    loss = next(f for f in figures(at) if title(f) == "loss/train")
+    assert all(len(points(t)) <= 2000 and len(points(t, "x")) == len(points(t)) for t in loss["data"])
+    assert max(len(points(t)) for t in loss["data"]) > 1900
+    assert "of 3,000 points" in loss["layout"]["title"]["subtitle"]["text"]
+    at.sidebar.toggle(key="scalars_zoom").set_value(True).run()
+    at.sidebar.slider(key="scalars_steps").set_value((1000, 1499)).run()
+    assert not at.exception
+    loss = next(f for f in figures(at) if title(f) == "loss/train")
+    assert [len(points(t)) for t in loss["data"]] == [500] * 4  # raw + smoothed, both sides, all points
+    assert points(loss["data"][0], "customdata")[0] == 1000  # hover shows the step
+    assert not loss["layout"]["title"].get("subtitle", {}).get("text")
+
+
+def test_scalars_page_toggles(scalars):
+    at = scalars.run()
+    for key, value in [("scalars_overlay", True), ("scalars_log_y", True)]:
+        at.sidebar.toggle(key=key).set_value(value).run()
+        assert not at.exception, (key, at.exception)
+    fig = figures(at)[0]
+    assert "yaxis2" not in fig["layout"] and fig["layout"]["yaxis"]["type"] == "log"
+    for axis in ("relative", "wall", "step"):
+        at.sidebar.radio(key="scalars_x_axis").set_value(axis).run()
+        assert not at.exception, (axis, at.exception)
+    at.sidebar.slider(key="scalars_smoothing").set_value(0.0).run()
+    assert not at.exception
+    assert all(len(f["data"]) == 2 for f in figures(at))  # smoothing off: no faint raw copies
+    at.sidebar.text_input(key="scalars_filter").set_value("^loss/").run()
+    assert sorted(title(f) for f in figures(at)) == ["loss/train", "loss/val"]
+    at.sidebar.text_input(key="scalars_filter").set_value("loss(").run()
+    assert not at.exception and any("not a valid regular expression" in e for e in texts(at, "error"))
+
+
+def test_scalars_page_more_pairs_and_any_two_runs(scalars):
+    at = scalars.run()
+    at.sidebar.multiselect(key="scalars_more_pairs").set_value([BIG]).run()
+    assert not at.exception
+    lr = next(f for f in figures(at) if title(f) == "lr")
+    assert len(lr["data"]) == 8 and {t["line"]["dash"] for t in lr["data"]} == {"solid", "dash"}
+    at.sidebar.selectbox(key="scalars_pair").set_value("Any two runs…").run()
+    at.sidebar.selectbox(key="scalars_left").set_value(f"{BIG}/torch").run()
+    at.sidebar.selectbox(key="scalars_right").set_value(f"{SMALL}/torch").run()
+    assert not at.exception
+    assert sorted(title(f) for f in figures(at)) == SCALAR_TAGS
+
+
+def test_scalars_page_reports_a_corrupt_file_and_keeps_going(event_logdir, tmp_path, monkeypatch):
+    import shutil
+    root = tmp_path / "logs"
+    shutil.copytree(event_logdir / SMALL, root / SMALL)
+    bad = root / "uploads" / "broken"
+    bad.mkdir(parents=True)
+    record = bytearray(frame(b"\x00" * 16))
+    record[-1] ^= 0xFF  # a complete record whose data CRC is wrong
+    (bad / "events.out.tfevents.1.broken").write_bytes(bytes(record))
+    half = (root / SMALL / "torch").glob("events.out.tfevents.*")
+    with open(next(half), "ab") as f:
+        f.write(frame(b"\x01" * 40)[:-7])  # a writer still going: not corruption
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(root))
+    at = page("scalars").run()
+    assert not at.exception, at.exception
+    warnings = texts(at, "warning")
+    assert len(warnings) == 1 and "broken" in warnings[0], warnings
+    assert sorted(title(f) for f in figures(at)) == SCALAR_TAGS
