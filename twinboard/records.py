@@ -38,6 +38,34 @@ def frame(data: bytes) -> bytes:
     return head + struct.pack("<I", masked_crc32c(head)) + data + struct.pack("<I", masked_crc32c(data))
 
 
+def iter_frames(buf, path: str | os.PathLike = "<buffer>", base: int = 0, start: int = 0,
+                check_crc: bool = True) -> Iterator[tuple[int, memoryview, int]]:
+    """(offset, data, next_offset) for each complete record of `buf` from `start`, in order.
+
+    Offsets index `buf`; `base` is the file offset of buf[0], used only in error messages. Stops
+    before a half-written tail; raises `CorruptRecordError` at the first record whose CRC fails,
+    after yielding every record before it.
+    """
+    view = memoryview(buf).cast("B") if not isinstance(buf, (bytes, bytearray)) else memoryview(buf)
+    pos, n = start, len(view)
+    while pos + HEADER <= n:
+        (length,) = struct.unpack_from("<Q", view, pos)
+        if check_crc:
+            (len_crc,) = struct.unpack_from("<I", view, pos + 8)
+            if masked_crc32c(view[pos:pos + 8]) != len_crc:
+                raise CorruptRecordError(path, base + pos, "length CRC mismatch")
+        end = pos + HEADER + length + FOOTER
+        if end > n:
+            return  # half-written: wait for the writer
+        data = view[pos + HEADER:end - FOOTER]
+        if check_crc:
+            (data_crc,) = struct.unpack_from("<I", view, end - FOOTER)
+            if masked_crc32c(data) != data_crc:
+                raise CorruptRecordError(path, base + pos, "data CRC mismatch")
+        yield pos, data, end
+        pos = end
+
+
 def split_records(buf: bytes | memoryview, path: str | os.PathLike = "<buffer>", base: int = 0,
                   check_crc: bool = True) -> tuple[list[bytes], int]:
     """Complete records in `buf` and the number of bytes they span (a partial tail is left).
@@ -45,24 +73,9 @@ def split_records(buf: bytes | memoryview, path: str | os.PathLike = "<buffer>",
     `base` is the file offset of buf[0], used only in error messages.
     """
     out: list[bytes] = []
-    pos, n = 0, len(buf)
-    view = memoryview(buf)
-    while pos + HEADER <= n:
-        (length,) = struct.unpack_from("<Q", buf, pos)
-        if check_crc:
-            (len_crc,) = struct.unpack_from("<I", buf, pos + 8)
-            if masked_crc32c(view[pos:pos + 8]) != len_crc:
-                raise CorruptRecordError(path, base + pos, "length CRC mismatch")
-        end = pos + HEADER + length + FOOTER
-        if end > n:
-            break  # half-written: wait for the writer
-        data = view[pos + HEADER:pos + HEADER + length]
-        if check_crc:
-            (data_crc,) = struct.unpack_from("<I", buf, end - FOOTER)
-            if masked_crc32c(data) != data_crc:
-                raise CorruptRecordError(path, base + pos, "data CRC mismatch")
+    pos = 0
+    for _, data, pos in iter_frames(buf, path, base, 0, check_crc):
         out.append(bytes(data))
-        pos = end
     return out, pos
 
 
