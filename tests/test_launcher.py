@@ -16,7 +16,7 @@ import pytest
 
 from tests.stub_trainer import STUB, group_alive, kill_spawned
 from trainers.spec import RunSpec
-from twinboard import launcher
+from twinboard import launcher, local_backend
 from twinboard.launcher import Failed, Finished, Launched, Stopped
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -256,7 +256,7 @@ def test_stop_works_when_the_supervisor_is_gone_but_the_trainer_runs(logdir):
 
 
 def test_a_supervisor_that_cannot_start_is_a_failed_launch(logdir, monkeypatch, tmp_path):
-    monkeypatch.setattr(launcher, "REPO", tmp_path)  # no twinboard package there: `-m` cannot find it
+    monkeypatch.setattr(local_backend, "REPO", tmp_path)  # no twinboard package there: `-m` cannot find it
     result = launcher.launch(SPEC, name="nosup")
     assert isinstance(result, Failed) and "No module named" in result.stderr
     assert {j.state for j in launcher.get_run("nosup").frameworks.values()} == {"failed"}

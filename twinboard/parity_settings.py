@@ -1,0 +1,217 @@
+"""The settings half of parity: each side's settings.json, the diff of the two, and why each
+difference matters (EXPLANATIONS: what a differing setting does to the comparison, and the default
+responsible). Pure functions over dicts and DataFrames; "left" is the PyTorch side of a pair.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pandas as pd
+
+MISSING = "—"  # a setting one side does not report
+SETTINGS_FILE = "settings.json"
+
+
+class SettingsError(ValueError):
+    """A settings.json that exists but cannot be used; the message names the file and why."""
+
+
+def read_settings(folder: str | Path) -> dict | None:
+    """`<folder>/settings.json` as a dict; None when there is none (uploads, other tools).
+    Raises SettingsError for a file that is not a JSON object."""
+    path = Path(folder) / SETTINGS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read it ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to dotted keys: {"optimizer": {"eps": 1e-8}} -> {"optimizer.eps": 1e-8}.
+
+    A list of dicts that each have a "name" is keyed by those names (`layers.dense0.type`); other
+    lists of dicts by position (`x.0.y`); lists of plain values, and empty dicts, are leaves.
+    """
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            names = [v.get("name") for v in value]
+            by_name = all(isinstance(n, str) and n for n in names) and len(set(names)) == len(names)
+            for i, item in enumerate(value):
+                sub = {k: v for k, v in item.items() if not (by_name and k == "name")}
+                out.update(flatten(sub, f"{name}.{names[i] if by_name else i}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _merged_keys(a: list[str], b: list[str]) -> list[str]:
+    """Keys of `a` in order, each key only in `b` placed after its predecessor in `b`."""
+    order, seen = list(a), set(a)
+    for i, key in enumerate(b):
+        if key in seen:
+            continue
+        prev = next((b[j] for j in range(i - 1, -1, -1) if b[j] in seen), None)
+        order.insert(order.index(prev) + 1 if prev is not None else 0, key)
+        seen.add(key)
+    return order
+
+
+def _canon(v: Any) -> str:
+    """Equality key for a setting value: numbers compare by value (1 == 1.0), booleans by identity."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return repr(float(v))
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def show_value(v: Any) -> str:
+    """A setting value as the table shows it: strings as they are, the rest as JSON."""
+    return v if isinstance(v, str) else json.dumps(v, default=str, ensure_ascii=False)
+
+
+def settings_diff(left: Mapping[str, Any] | None, right: Mapping[str, Any] | None) -> pd.DataFrame:
+    """Every setting either side reports, one row per dotted key: setting, left, right (display
+    strings, MISSING where a side lacks the key), differs (bool), and for differing rows effect
+    and why (see `explanation`); both "" elsewhere. Rows in the left side's order.
+
+    Empty (with the same columns) when neither side has settings.
+    """
+    fl, fr = flatten(left or {}), flatten(right or {})
+    rows = []
+    for key in _merged_keys(list(fl), list(fr)):
+        in_l, in_r = key in fl, key in fr
+        differs = in_l != in_r or (in_l and _canon(fl[key]) != _canon(fr[key]))
+        if left is None or right is None:
+            differs = False  # one side unknown: nothing is known to differ
+        effect, why = explanation(key, fl.get(key), fr.get(key)) if differs else ("", "")
+        rows.append({"setting": key, "left": show_value(fl[key]) if in_l else MISSING,
+                     "right": show_value(fr[key]) if in_r else MISSING, "differs": differs,
+                     "effect": effect, "why": why})
+    return pd.DataFrame(rows, columns=["setting", "left", "right", "differs", "effect", "why"])
+
+
+# What a differing setting does to the comparison. Keys are dotted settings keys or fnmatch patterns,
+# first match wins. Effects, most serious first: the runs are not the same experiment; the numbers
+# differ; rounding only; speed only; naming only.
+NOT_MATCHED, NUMBERS, ROUNDING, SPEED, NAMING = ("not the same run", "changes the numbers",
+                                                 "rounding only", "speed only", "naming only")
+EFFECT_ORDER = (NOT_MATCHED, NUMBERS, ROUNDING, SPEED, NAMING)
+Explained = tuple[str, str]  # (effect, why)
+EXPLANATIONS: dict[str, Explained | Callable[[Any, Any], Explained]] = {
+    "init": (NUMBERS, "Different initial weights, so the curves differ from the first step: Keras "
+                      "Dense starts from glorot_uniform with zero bias, torch Linear from "
+                      "kaiming_uniform(a=√5) with bias U(±1/√fan_in). init=shared loads one init.npz "
+                      "on both sides."),
+    "init_sha256": (NUMBERS, "The two sides did not load the same init.npz (or one drew its own)."),
+    "optimizer.eps": (NUMBERS, "Adam's epsilon default differs: torch.optim.Adam 1e-8, keras Adam 1e-7."),
+    "optimizer.eps_placement": (NUMBERS, "Keras Adam adds epsilon to √v before the bias correction "
+                                         "(lr·√(1-β₂ᵗ)/(1-β₁ᵗ)·m/(√v+ε)), torch after it "
+                                         "(lr/(1-β₁ᵗ)·m/(√v/√(1-β₂ᵗ)+ε)): the main Adam gap, ~1e-3 "
+                                         "relative in float64."),
+    "optimizer.update": (NUMBERS, "Momentum convention: torch keeps buf = μ·buf + g and steps "
+                                  "p -= lr·buf; Keras keeps m = μ·m - lr·g and steps p += m. Equal "
+                                  "in exact arithmetic at constant lr, rounded differently."),
+    "optimizer.hyperparameter_dtype": lambda a, b: (
+        (NUMBERS, "Keras casts Python-float hyperparameters to float32 even in a float64 run: "
+                  "momentum 0.9 becomes 0.8999999761581421 (a 1.6e-5 relative gap measured over "
+                  "200 float64 steps).")
+        if _mentions("float32", a) != _mentions("float32", b) else
+        (ROUNDING, "The hyperparameters are held in different types on each side, at the run's "
+                   "precision on both: at most a last-bit difference.")),
+    "optimizer.weight_decay_form": (NUMBERS, "Keras applies decoupled weight decay (p -= lr·wd·p), "
+                                             "torch adds coupled L2 to the gradient (g += wd·p)."),
+    "optimizer.implementation": lambda a, b: (
+        (ROUNDING, "TensorFlow runs torch's optimizer arithmetic written out op for op "
+                   "(init=shared): only the ops' rounding can differ.")
+        if _mentions("arithmetic", a) or _mentions("arithmetic", b) else
+        (NUMBERS, "Each framework's own optimizer code with its own defaults; the optimizer rows "
+                  "say which arithmetic differs.")),
+    "optimizer.*": (NUMBERS, "A different optimizer hyperparameter."),
+    "dtype": (NUMBERS, "float32 against float64: ~1e-7 relative differences per step are expected."),
+    "loss.function": (NUMBERS, "A different loss function."),
+    "loss.reduction": (NUMBERS, "A different loss reduction (mean against sum scales the gradients)."),
+    "loss.implementation": (NAMING, "Each framework's own loss op; on identical logits they agree "
+                                    "to the bit."),
+    "math_library": (ROUNDING, "Different matmul kernels sum in a different order (MKL against "
+                               "Eigen/oneDNN): ulp-level differences (~1e-16 float64, ~1e-7 "
+                               "float32) that grow slowly; they cannot be removed and are harmless."),
+    "threads.*": (ROUNDING, "Thread counts change the summation order (torch's float32 results "
+                            "change between 1 and 2 threads) as well as the speed."),
+    "execution_mode": (SPEED, "Eager against a compiled graph: the same arithmetic; it changes the "
+                              "time per step (eager TensorFlow is ~20x slower than tf.function)."),
+    "device": (SPEED, "Different devices: speed, and the kernels' rounding."),
+    "data_layout": (NAMING, "NCHW against NHWC: the same arithmetic; the first dense kernel after "
+                            "the convolutions is reordered to match."),
+    "layers.*.type": (NAMING, "Each framework's name for the same layer (Linear / Dense, Conv2d / "
+                              "Conv2D)."),
+    "layers.*": (NOT_MATCHED, "The two models are not built the same."),
+    "total_params": (NOT_MATCHED, "The two models do not have the same number of parameters."),
+    "seed": (NOT_MATCHED, "Different seeds: different data split, batch order and initial weights."),
+    "data.shuffle": (NAMING, "Described differently; check the batch order is the same."),
+    "data.*": (NOT_MATCHED, "The two sides did not train on the same data."),
+    "batch_size": (NOT_MATCHED, "Different batch sizes: the steps are not comparable."),
+    "epochs": (NOT_MATCHED, "Different lengths of training."),
+    "steps_per_epoch": (NOT_MATCHED, "Different numbers of steps per epoch."),
+    "total_steps": (NOT_MATCHED, "Different lengths of training."),
+    "model": (NOT_MATCHED, "Different models."),
+    "batch_norm": (NOT_MATCHED, "Different normalisation layers."),
+    "dropout": (NOT_MATCHED, "Different dropout."),
+    "framework": (NAMING, "The two sides are different frameworks, as they should be."),
+    "framework_version": (NAMING, "Each framework's version."),
+    "logger": (NAMING, "Each side's event-file writer."),
+    "python": (NAMING, "Different Python versions."),
+    "log_every": (NAMING, "Different logging cadences: fewer steps can be compared."),
+    "histogram_every": (NAMING, "Different histogram cadences."),
+    "histogram_bins": (NAMING, "Different histogram bin counts."),
+}
+UNKNOWN_EFFECT = (NUMBERS, "Not a known setting: it may change the numbers.")
+
+
+def _mentions(word: str, value: Any) -> bool:
+    return isinstance(value, str) and word in value
+
+
+def explanation(key: str, left: Any = None, right: Any = None) -> Explained:
+    """(effect, why) for a settings key whose values differ: the exact key first, then patterns in
+    order; an entry that is a function of the two values is called with them."""
+    entry = EXPLANATIONS.get(key)
+    if entry is None:
+        entry = next((v for pattern, v in EXPLANATIONS.items()
+                      if any(c in pattern for c in "*?[") and fnmatch.fnmatchcase(key, pattern)),
+                     UNKNOWN_EFFECT)
+    return entry(left, right) if callable(entry) else entry
+
+
+@dataclass(frozen=True)
+class Reason:
+    effect: str  # one of EFFECT_ORDER
+    keys: tuple[str, ...]  # the differing settings it explains
+    text: str
+
+
+def why_they_differ(diff: pd.DataFrame) -> list[Reason]:
+    """The explanations for the differing rows of `settings_diff`, one per distinct text, most
+    serious effect first (settings order within an effect)."""
+    by_text: dict[tuple[str, str], list[str]] = {}
+    for key, effect, why in diff.loc[diff["differs"], ["setting", "effect", "why"]].itertuples(index=False):
+        by_text.setdefault((effect, why), []).append(key)
+    rank = {e: i for i, e in enumerate(EFFECT_ORDER)}
+    reasons = [Reason(effect, tuple(keys), text) for (effect, text), keys in by_text.items()]
+    return sorted(reasons, key=lambda r: rank.get(r.effect, len(rank)))  # stable: settings order
+

@@ -1,0 +1,102 @@
+"""What a launcher run and its jobs are: typed outcomes, statuses, and the JSON files they live in.
+
+Shared by `twinboard.launcher` (the API, which re-exports every name here) and the backends that run
+the jobs (`twinboard.local_backend`), so neither has to import the other's internals.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STATES = ("queued", "running", "finished", "failed", "stopped")
+TERMINAL = frozenset({"finished", "failed", "stopped"})
+
+
+# --- outcomes and status ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Launched:
+    run_id: str
+    run_dir: Path
+
+
+@dataclass(frozen=True)
+class Failed:
+    exit_code: int | None  # None: no exit status (never started, died unobserved)
+    stderr: str  # the stderr tail or the reason
+
+
+@dataclass(frozen=True)
+class Finished:
+    exit_code: int | None  # 0, or None if the supervisor died and the trainer's status.json says finished
+
+
+@dataclass(frozen=True)
+class Stopped:
+    exit_code: int | None
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    pid: int | None  # the trainer's local pid while it runs; None when queued or not a local process
+
+
+class LauncherError(Exception):
+    """A run that cannot be read or found; the message names it."""
+
+
+class RunNotFound(LauncherError, LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: str  # one of STATES
+    step: int | None = None  # last step the trainer reported in status.json
+    total_steps: int | None = None  # the trainer's total, from status.json; None until it says
+    exit_code: int | None = None  # trainer's exit status; negative: killed by that signal
+    error: str | None = None  # failed: stderr tail (last 20 lines), else status.json's error, else why
+    started: float | None = None  # unix s the trainer process started
+    ended: float | None = None  # unix s it ended (or was found gone)
+
+    def describe(self) -> str:
+        """`running 40/120`, `failed (exit 3)`: one short phrase for tables and the CLI."""
+        of = f" {self.step or 0}/{self.total_steps}" if self.total_steps else ""
+        if self.state == "failed":
+            return "failed" + (f" (exit {self.exit_code})" if self.exit_code is not None else "")
+        return self.state + ("" if self.state == "queued" else of)
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    run_id: str
+    run_dir: Path
+    spec: dict
+    created: float  # unix s
+    frameworks: dict[str, JobStatus] = field(default_factory=dict)
+    backend: str = "local"
+
+    @property
+    def state(self) -> str:
+        """One state for the pair: the first of failed, running, queued, stopped that any job is in."""
+        states = {job.state for job in self.frameworks.values()}
+        return next((s for s in ("failed", "running", "queued", "stopped") if s in states), "finished")
+
+
+# --- small files --------------------------------------------------------------------------------
+def read_json(path: Path) -> dict | None:
+    """The object in a JSON file; None if missing, unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomically: a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
