@@ -1,0 +1,431 @@
+"""TensorFlow side of a matched pair: `python -m trainers.tf_trainer RUN_DIR/spec.json [--logdir DIR]`.
+
+Keras layers, a train step compiled with tf.function (eager TF is ~20x slower: an unfair race), and
+tf.summary. With init=shared the optimizer is torch's arithmetic written out in TF (momentum buffer,
+Adam's bias corrections in Python double and epsilon after the corrected sqrt), with every constant
+a tensor of the run dtype: Keras would cast Python floats to float32 even in a float64 run.
+With init=native, Keras' own initializers and optimizers with their defaults.
+TensorFlow is imported inside `_run`, so a bad spec is refused before the 6 s import.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from trainers import common, data
+from trainers.spec import RunSpec
+
+KERAS_DEFAULT_ADAM_EPS = 1e-7  # keras.optimizers.Adam's default, used with init=native
+
+
+def build_model(spec: RunSpec, layers: list[common.Layer], n_features: int):
+    """keras.Sequential with layers named as in the tags; the CNN is NHWC ([N, 8, 8, 1] input)."""
+    import keras
+
+    seq: list[Any] = [keras.Input((n_features,), dtype=spec.dtype, name="x")]
+    if spec.model == "cnn":
+        side = int(round(n_features ** 0.5))
+        seq.append(keras.layers.Reshape((side, side, 1), name="reshape", dtype=spec.dtype))
+    flat = spec.model != "cnn"
+    for layer in layers:
+        act = None if layer.activation == "none" else layer.activation
+        if layer.kind == "conv":
+            c_out, _, k, _ = layer.weight_shape
+            seq.append(keras.layers.Conv2D(c_out, k, padding="same", activation=act, name=layer.name,
+                                           dtype=spec.dtype))
+        else:
+            if not flat:
+                seq.append(keras.layers.Flatten(name="flatten", dtype=spec.dtype))
+                flat = True
+            seq.append(keras.layers.Dense(layer.weight_shape[0], activation=act, name=layer.name,
+                                          dtype=spec.dtype))
+    return keras.Sequential(seq, name="model")
+
+
+def load_shared(model, layers: list[common.Layer], arrays: dict[str, np.ndarray]) -> None:
+    """torch layouts into Keras ones: Linear [out, in] -> kernel [in, out]; Conv2d [out, in, kh, kw]
+    -> [kh, kw, in, out]; after convs, dense0's rows reordered from NCHW- to NHWC-flatten order."""
+    after_conv = None
+    for layer in layers:
+        w, b = arrays[f"{layer.name}.weight"], arrays[f"{layer.name}.bias"]
+        if layer.kind == "conv":
+            kernel = w.transpose(2, 3, 1, 0)
+            after_conv = w.shape[0]
+        else:
+            kernel = w.T
+            if after_conv is not None:  # first dense after the convs: input is (h, w, c) flattened
+                side = int(round((w.shape[1] / after_conv) ** 0.5))
+                kernel = kernel[common.chw_to_hwc_rows(after_conv, side, side)]
+                after_conv = None
+        target = model.get_layer(layer.name)
+        target.kernel.assign(np.ascontiguousarray(kernel))
+        target.bias.assign(b)
+
+
+class TorchArithmetic:
+    """torch.optim.SGD / Adam (foreach=False, CPU) as TF ops on tf.Variables, run-dtype constants.
+
+    SGD: g += wd*p; buf = mu*buf + g (buf starts as g: mu*0 + g = g exactly); p -= lr*buf.
+    Adam: g += wd*p; m = m + (1-b1)*(g - m) (torch's lerp, weight < 0.5); v = v*b2 + (1-b2)*g*g;
+    p -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps), lr/bc1 and sqrt(bc2) from Python (scalar_table).
+    """
+
+    def __init__(self, spec: RunSpec, variables: list, dtype):
+        import tensorflow as tf
+
+        self.spec, self.vars = spec, variables
+        c = lambda v: tf.constant(v, dtype)  # noqa: E731
+        self.lr, self.mu, self.wd = c(spec.lr), c(spec.momentum), c(spec.weight_decay)
+        self.w1, self.b2, self.c2, self.eps = c(1 - spec.beta1), c(spec.beta2), c(1 - spec.beta2), c(spec.eps)
+        zeros = lambda: [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]  # noqa: E731
+        if spec.optimizer == "sgd":
+            self.bufs = zeros() if spec.momentum else None
+        else:
+            self.m, self.v = zeros(), zeros()
+
+    def scalar_table(self, total_steps: int) -> np.ndarray:
+        """Adam's [lr/bc1, sqrt(bc2)] for steps 1..total, in Python double exactly as torch.optim
+        computes them per step, then cast to the run dtype (as torch casts a Python scalar)."""
+        rows = np.zeros((total_steps, 2), np.float64)
+        if self.spec.optimizer == "adam":
+            b1, b2, lr = self.spec.beta1, self.spec.beta2, self.spec.lr
+            for t in range(1, total_steps + 1):
+                bias_correction1 = 1 - b1 ** t
+                bias_correction2 = 1 - b2 ** t
+                rows[t - 1] = (lr / bias_correction1, bias_correction2 ** 0.5)
+        return rows.astype(self.spec.dtype)
+
+    def apply(self, grads: list, scalars) -> None:
+        import tensorflow as tf
+
+        for i, (p, g) in enumerate(zip(self.vars, grads)):
+            if self.spec.weight_decay:
+                g = g + self.wd * p
+            if self.spec.optimizer == "sgd":
+                if self.bufs is not None:
+                    buf = self.bufs[i]
+                    g = buf * self.mu + g
+                    buf.assign(g)
+                p.assign_sub(self.lr * g)
+            else:
+                m, v = self.m[i], self.v[i]
+                if self.spec.beta1 > 0.5:  # torch's lerp switches form at weight 0.5
+                    m_new = m + self.w1 * (g - m)
+                else:
+                    m_new = g - (g - m) * (1 - self.w1)
+                v_new = v * self.b2 + self.c2 * g * g
+                m.assign(m_new)
+                v.assign(v_new)
+                denom = tf.sqrt(v_new) / scalars[1] + self.eps
+                p.assign_sub(scalars[0] * m_new / denom)
+
+
+class KerasNative:
+    """keras.optimizers.SGD / Adam with Keras' defaults (Adam epsilon 1e-7, decoupled weight decay)."""
+
+    def __init__(self, spec: RunSpec, variables: list):
+        import keras
+
+        wd = spec.weight_decay or None
+        if spec.optimizer == "sgd":
+            self.opt = keras.optimizers.SGD(learning_rate=spec.lr, momentum=spec.momentum, nesterov=False,
+                                            weight_decay=wd)
+        else:
+            self.opt = keras.optimizers.Adam(learning_rate=spec.lr, beta_1=spec.beta1, beta_2=spec.beta2,
+                                             epsilon=KERAS_DEFAULT_ADAM_EPS, weight_decay=wd)
+        self.opt.build(variables)  # slots now, not inside the first trace
+        self.vars = variables
+        self.dtype = spec.dtype
+
+    def scalar_table(self, total_steps: int) -> np.ndarray:
+        return np.zeros((total_steps, 2), self.dtype)  # Keras keeps its own iteration count
+
+    def apply(self, grads: list, scalars) -> None:
+        self.opt.apply_gradients(zip(grads, self.vars))
+
+
+class TFAdapter:
+    """Every record is written by a compiled function, and the train step takes one argument.
+
+    Measured here, a tf.function call costs ~0.3 ms of fixed dispatch plus ~70 us per tensor
+    argument (~160 us per numpy one), eager tf.summary.scalar ~0.5 ms and eager
+    tf.summary.histogram ~18 ms: as much as a whole MLP step. So the train step takes only the
+    batch indices (the training split lives in non-trainable variables, the step counter and
+    Adam's per-step scalars in the graph), the train scalars of a log step are written inside that
+    step's graph (a second traced variant), perf scalars are buffered and written in one call per
+    PERF_FLUSH_S, and validation writes inside its own graph.
+    """
+
+    PERF_FLUSH_S = 1.0  # perf/* rows wait at most this long (the event file flushes every 2 s anyway)
+
+    def __init__(self, spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, paths: common.Paths,
+                 layers: list[common.Layer], model, writer):
+        import tensorflow as tf
+        from tensorboard.plugins.histogram import metadata as histogram_metadata
+        from tensorboard.plugins.scalar import metadata as scalar_metadata
+
+        self.tf, self.spec, self.ds, self.paths, self.model, self.writer = tf, spec, ds, paths, model, writer
+        classify = ds.n_classes > 0
+        dtype = tf.as_dtype(spec.dtype)
+        self.kvars = [v for layer in layers for v in (model.get_layer(layer.name).kernel,
+                                                       model.get_layer(layer.name).bias)]
+        names = [f"{layer.name}/{part}" for layer in layers for part in ("kernel", "bias")]
+        if spec.init == "shared":
+            grad_vars = [v.value for v in self.kvars]
+            self.opt = TorchArithmetic(spec, grad_vars, dtype)
+        else:
+            grad_vars = self.kvars
+            self.opt = KerasNative(spec, self.kvars)
+        scalar_meta = scalar_metadata.create_summary_metadata(display_name="", description="")
+        bs = min(spec.batch_size, len(ds.x_train))
+        total = cadence.total_steps
+        state = lambda value: tf.Variable(value, trainable=False)  # noqa: E731  (not a graph constant)
+        x_all, y_all = state(ds.x_train), state(ds.y_train)
+        self.step_var = state(tf.constant(0, tf.int64))  # the step the graph is at, 1-based once begun
+        per_step = state(self.opt.scalar_table(total))  # [total, 2] Adam's lr/bc1, sqrt(bc2)
+        log_steps = state(np.array([cadence.is_log(s) for s in range(1, total + 1)]))
+
+        def loss_of(y, out):
+            if classify:
+                return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=out))
+            return tf.reduce_mean(tf.square(out - y))
+
+        def scalar(tag, value, step):
+            # tf.summary.scalar's record (float32 tensor, scalars plugin) without its name-scope
+            # prefix: inside a tf.range loop the tag would become "while/<tag>".
+            tf.summary.write(tag, tf.cast(value, tf.float32), step=step, metadata=scalar_meta)
+
+        def write_scalars(prefix, step, y, out, loss, n):
+            scalar(f"loss/{prefix}", loss, step)  # float32, as tensorboardX's simple_value
+            if classify:
+                correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(out, axis=1), y), tf.float64))
+                scalar(f"accuracy/{prefix}", correct / n, step)
+
+        def step_body(idx, variant: str):
+            self.step_var.assign_add(1)
+            step = self.step_var.read_value()
+            x, y = tf.gather(x_all, idx), tf.gather(y_all, idx)
+            with tf.GradientTape() as tape:
+                out = model(x, training=True)
+                loss = loss_of(y, out)
+            grads = tape.gradient(loss, grad_vars)
+            self.opt.apply(grads, per_step[step - 1])
+            if spec.dtype == "float64":  # every step: a DT_DOUBLE tensor under the scalars plugin
+                tf.summary.write("loss/train_fp64", loss, step=step, metadata=scalar_meta)
+            if variant != "plain":
+                with tf.summary.record_if(True if variant == "log" else log_steps[step - 1]):
+                    write_scalars("train", step, y, out, loss, bs)
+                    scalar("lr", spec.lr, step)
+            return loss, (grads if variant == "hist" else [])
+
+        sig = [tf.TensorSpec([bs], tf.int64)]
+        # "plain", "log" (writes the train scalars), "hist" (writes them on log steps, returns grads).
+        self.train_fns = {v: tf.function(lambda idx, v=v: step_body(idx, v), input_signature=sig)
+                          for v in ("plain", "log", "hist")}
+        self.train_fn = self.train_fns["plain"]
+
+        def write_perf(steps, values):  # [n] steps, [n, 2] (step_ms, samples_per_s)
+            for i in tf.range(tf.shape(steps)[0]):
+                scalar("perf/step_ms", values[i, 0], steps[i])
+                scalar("perf/samples_per_s", values[i, 1], steps[i])
+
+        self.write_perf_fn = tf.function(write_perf, input_signature=[
+            tf.TensorSpec([None], tf.int64), tf.TensorSpec([None, 2], tf.float64)])
+        self.perf_rows: list[tuple[int, float, float]] = []
+        self.perf_flushed = time.time()
+
+        # Histograms: buckets in numpy (common.histogram_buckets: tf.summary.histogram's rule, the
+        # same code as the torch side), written with the histograms plugin's metadata in one call:
+        # the records tf.summary.histogram writes. 12 tf.summary.histogram ops in a graph cost
+        # 2.7 s to trace + 1.5 s on the first call, per run.
+        hist_meta = histogram_metadata.create_summary_metadata(display_name="", description="")
+        hist_tags = [f"{kind}/{name}" for kind in ("weights", "grads") for name in names]
+
+        def write_histograms(step, buckets):
+            for i, tag in enumerate(hist_tags):
+                tf.summary.write(tag, buckets[i], step=step, metadata=hist_meta)
+
+        self.write_hist_fn = tf.function(write_histograms, input_signature=[
+            tf.TensorSpec([], tf.int64), tf.TensorSpec([len(hist_tags), common.HISTOGRAM_BINS, 3], tf.float64)])
+
+        self.x_val, self.y_val = tf.constant(ds.x_val), tf.constant(ds.y_val)
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int64)])
+        def validate(step):
+            out = model(self.x_val, training=False)
+            write_scalars("val", step, self.y_val, out, loss_of(self.y_val, out), len(ds.y_val))
+
+        self.validate_fn = validate
+        self.emb_idx = data.embedding_indices(spec, ds)
+
+        @tf.function
+        def features(x):
+            h = x
+            for lyr in model.layers[:-1]:
+                h = lyr(h)
+            return h, model.layers[-1](h)
+
+        self.features_fn = features
+        # Trace before step 1, so compile time stays out of the step times.
+        for fn in (*self.train_fns.values(), self.write_perf_fn, self.write_hist_fn, self.validate_fn):
+            fn.get_concrete_function()
+
+    # -- records --
+    def train_step(self, step: int, idx: np.ndarray, want_grads: bool, log: bool):
+        fn = self.train_fns["hist" if want_grads else "log" if log else "plain"]
+        return fn(self.tf.constant(idx))  # a tensor argument: a numpy one costs ~90 us more per call
+
+    def write_fp64_loss(self, step: int, handle) -> None:
+        pass  # written inside the compiled train step
+
+    def write_train_scalars(self, step: int, handle, perf: dict[str, float]) -> None:
+        # loss/accuracy/lr were written inside the step; perf is known only now.
+        self.perf_rows.append((step, perf["perf/step_ms"], perf["perf/samples_per_s"]))
+        if time.time() - self.perf_flushed >= self.PERF_FLUSH_S:
+            self.flush_perf()
+
+    def flush_perf(self) -> None:
+        if self.perf_rows:
+            rows = np.array(self.perf_rows, np.float64)
+            self.write_perf_fn(rows[:, 0].astype(np.int64), rows[:, 1:])
+            self.perf_rows.clear()
+        self.perf_flushed = time.time()
+
+    def write_histograms(self, step: int, handle) -> None:
+        # Weights after this step's update, gradients of this step.
+        arrays = [v.value.numpy() for v in self.kvars] + [g.numpy() for g in handle[1]]
+        self.write_hist_fn(np.int64(step), np.stack([common.histogram_buckets(a) for a in arrays]))
+
+    def write_validation(self, step: int) -> None:
+        self.validate_fn(np.int64(step))
+
+    def export_graph(self, x: np.ndarray, y: np.ndarray) -> None:
+        common.call_extension("export_graph", "tf_graph", str(self.paths.logdir), self.model, x,
+                              self.train_fn)
+
+    def export_embedding(self, step: int) -> None:
+        if common.extension("export_embedding") is None:
+            return
+        features, outputs = self.features_fn(self.tf.constant(self.ds.x_val[self.emb_idx]))
+        rows = common.embedding_metadata(self.ds.y_val[self.emb_idx], outputs.numpy(), self.ds.n_classes)
+        images = None
+        if self.ds.image_shape is not None:
+            images = self.ds.x_val[self.emb_idx].reshape(-1, *self.ds.image_shape)
+        common.call_extension("export_embedding", "write", str(self.paths.logdir), "tensorflow", step,
+                              features.numpy(), rows, common.EMBEDDING_HEADER, images)
+
+    def close(self) -> None:
+        self.flush_perf()
+        self.writer.flush()
+
+    def check_step(self, step: int) -> None:
+        if int(self.step_var.numpy()) != step:  # the graph counts steps itself; they must agree
+            raise RuntimeError(f"graph step {int(self.step_var.numpy())} != loop step {step}")
+
+
+def describe_layers(model, layers: list[common.Layer]) -> list[dict[str, Any]]:
+    rows = []
+    for layer in layers:
+        lyr = model.get_layer(layer.name)
+        rows.append({"name": layer.name, "type": type(lyr).__name__, "activation": layer.activation,
+                     "output_shape": list(lyr.output.shape), "params": int(lyr.count_params())})
+    return rows
+
+
+def settings(spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, model, layers, init_desc: str,
+             init_sha: str | None) -> dict[str, Any]:
+    import keras
+    import tensorboard
+    import tensorflow as tf
+
+    name = "SGD" if spec.optimizer == "sgd" else "Adam"
+    if spec.init == "shared":
+        opt = common.describe_optimizer(
+            spec, f"torch.optim.{name} arithmetic written in TF ops (trainers.tf_trainer.TorchArithmetic)",
+            hyper_dtype="tf constants of the run dtype; Adam bias corrections in Python double",
+            weight_decay_form="coupled L2: g += weight_decay*p")
+        if spec.optimizer == "adam":
+            opt["eps_placement"] = "p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)"
+    else:
+        opt = common.describe_optimizer(
+            spec, f"keras.optimizers.{name} (Keras {keras.__version__} defaults)",
+            hyper_dtype="float32 (Keras casts learning rate and Python-float hyperparameters)",
+            weight_decay_form="decoupled: p -= lr*weight_decay*p (Keras)" if spec.weight_decay else
+            "coupled L2: g += weight_decay*p",  # zero either way; same words as torch then
+            eps=KERAS_DEFAULT_ADAM_EPS)
+        if spec.optimizer == "sgd" and spec.momentum:
+            opt["update"] = "m = momentum*m - lr*g; p += m (Keras)"
+        if spec.optimizer == "adam":
+            opt["eps_placement"] = "p -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps) (Keras)"
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")
+    layer_rows = describe_layers(model, layers)
+    return dict(
+        common.common_settings(spec, cadence, ds),
+        framework="tensorflow", framework_version=tf.__version__,
+        logger=f"tf.summary (tensorboard {tensorboard.__version__})",
+        execution_mode="tf.function (graph, jit_compile=False)", device="cpu",
+        threads={"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                 "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
+        math_library="Eigen" + ("" if onednn == "0" else " + oneDNN custom ops (TF_ENABLE_ONEDNN_OPTS)"),
+        init=init_desc, init_sha256=init_sha, optimizer=opt,
+        loss={"function": "cross_entropy on logits" if ds.n_classes else "mean squared error",
+              "reduction": "mean",
+              "implementation": ("tf.nn.sparse_softmax_cross_entropy_with_logits + tf.reduce_mean"
+                                 if ds.n_classes else "tf.reduce_mean(tf.square(out - y))")},
+        layers=layer_rows, total_params=sum(r["params"] for r in layer_rows),
+        data_layout="NHWC" if spec.model == "cnn" else "NC",
+    )
+
+
+def _run(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.Cadence,
+         status: common.StatusFile) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # hide TF's INFO banner lines on stderr
+    import tensorflow as tf
+
+    # Before TensorFlow's runtime starts: the thread pools are fixed at first use (a second run in
+    # the same process, as the tests do, keeps them when they already match).
+    threading = tf.config.threading
+    if threading.get_intra_op_parallelism_threads() != spec.threads:
+        threading.set_intra_op_parallelism_threads(spec.threads)
+    if threading.get_inter_op_parallelism_threads() != spec.threads:
+        threading.set_inter_op_parallelism_threads(spec.threads)
+    import keras
+
+    keras.config.set_floatx(spec.dtype)
+    keras.utils.set_random_seed(spec.seed)  # native init: glorot_uniform kernels from this seed
+    layers = common.layer_plan(spec, ds.n_features, ds.n_outputs)
+    model = build_model(spec, layers, ds.n_features)
+    if spec.init == "shared":
+        arrays, init_path = common.ensure_shared_init(spec, layers, paths.run_dir)
+        load_shared(model, layers, arrays)
+        init_desc = ("shared: init.npz (numpy from the seed: kaiming_uniform(a=sqrt(5)), "
+                     "bias U(±1/sqrt(fan_in)))")
+        init_sha = common.file_sha256(init_path)
+    else:
+        init_desc = "native: glorot_uniform kernels, zeros biases (keras.utils.set_random_seed(seed))"
+        init_sha = None
+    paths.logdir.mkdir(parents=True, exist_ok=True)
+    common.write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha))
+    # max_queue: the C++ writer flushes the file whenever this many events wait; 10 (the default)
+    # would flush every other log step at log_every=1.
+    writer = tf.summary.create_file_writer(str(paths.logdir), max_queue=1000,
+                                           flush_millis=common.FLUSH_S * 1000)
+    try:
+        with writer.as_default():
+            adapter = TFAdapter(spec, ds, cadence, paths, layers, model, writer)
+            common.train(spec, ds, cadence, adapter, status)
+            adapter.check_step(cadence.total_steps)
+    finally:
+        writer.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return common.run_main("tensorflow", _run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

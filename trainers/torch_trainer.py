@@ -1,0 +1,312 @@
+"""PyTorch side of a matched pair: `python -m trainers.torch_trainer RUN_DIR/spec.json [--logdir DIR]`.
+
+Eager PyTorch, torch.optim, tensorboardX. The cadence and the loop are trainers.common's; this file
+builds the model, loads the shared weights and writes the records. torch is imported inside `_run`,
+so a bad spec is refused before the 3 s import.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainers import common, data
+from trainers.spec import RunSpec
+
+TORCH_DEFAULT_ADAM_EPS = 1e-8  # torch.optim.Adam's default, used with init=native
+
+
+def build_model(spec: RunSpec, layers: list[common.Layer], n_features: int, dtype: Any):
+    """nn.Sequential whose parametric children are named as in the tags (dense0 ..., conv0 ..., out).
+
+    The CNN reads [N, 64] rows as [N, 1, 8, 8] (NCHW) and flattens conv1's output in (c, h, w) order.
+    """
+    import torch.nn as nn
+
+    mods: OrderedDict[str, nn.Module] = OrderedDict()
+    if spec.model == "cnn":
+        side = int(round(n_features ** 0.5))
+        mods["reshape"] = nn.Unflatten(1, (1, side, side))
+    flat = spec.model != "cnn"
+    for layer in layers:
+        if layer.kind == "conv":
+            c_out, c_in, k, _ = layer.weight_shape
+            mods[layer.name] = nn.Conv2d(c_in, c_out, k, padding=k // 2, dtype=dtype)
+        else:
+            if not flat:
+                mods["flatten"] = nn.Flatten()
+                flat = True
+            n_out, n_in = layer.weight_shape
+            mods[layer.name] = nn.Linear(n_in, n_out, dtype=dtype)
+        if layer.activation == "relu":
+            mods[f"{layer.name}_relu"] = nn.ReLU()
+    return nn.Sequential(mods)
+
+
+def param_layers(model, layers: list[common.Layer]):
+    return [(layer.name, getattr(model, layer.name)) for layer in layers]
+
+
+def load_shared(model, layers: list[common.Layer], arrays: dict[str, np.ndarray]) -> None:
+    import torch
+
+    with torch.no_grad():
+        for name, mod in param_layers(model, layers):
+            mod.weight.copy_(torch.from_numpy(arrays[f"{name}.weight"]))
+            mod.bias.copy_(torch.from_numpy(arrays[f"{name}.bias"]))
+
+
+def make_optimizer(spec: RunSpec, params):
+    import torch
+
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, dampening=0.0, nesterov=False,
+                               weight_decay=spec.weight_decay, foreach=False)
+    eps = spec.eps if spec.init == "shared" else TORCH_DEFAULT_ADAM_EPS
+    return torch.optim.Adam(params, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=eps,
+                            weight_decay=spec.weight_decay, amsgrad=False, foreach=False)
+
+
+def make_writer(logdir: Path):
+    """A tensorboardX SummaryWriter whose events are written in the training thread.
+
+    Stock tensorboardX hands every event to a writer thread through a multiprocessing.Queue: the
+    queue pickles it (~75 us of CPU per event, measured) and each hand-off trades the GIL with the
+    training loop. Writing in the caller's thread instead (serialize, CRC, a buffered file write:
+    a few us) gives the same file and the same bytes; `TorchAdapter.maybe_flush` flushes it every
+    FLUSH_S seconds as the stock thread would. The pure-Python CRC32C is swapped for google-crc32c's
+    when installed. Internals of the pinned tensorboardX: any surprise keeps the stock path.
+    """
+    from tensorboardX import SummaryWriter, record_writer
+
+    try:
+        import google_crc32c
+        record_writer.crc32c = google_crc32c.value
+    except ImportError:
+        pass
+    writer = SummaryWriter(str(logdir), flush_secs=common.FLUSH_S, max_queue=1000)
+    efw = writer._get_file_writer().event_writer
+
+    class NoThread:
+        def stop(self) -> None:  # EventFileWriter.close() stops its worker
+            pass
+
+    try:
+        sync_write = efw._ev_writer.write_event
+        efw._worker.stop()  # the stock thread exits: nothing was queued yet
+        efw._worker = NoThread()
+        efw.add_event = sync_write
+    except AttributeError:
+        pass
+    return writer
+
+
+class TorchAdapter:
+    def __init__(self, spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, paths: common.Paths,
+                 layers: list[common.Layer], model, optimizer, writer):
+        import torch
+        import torch.nn.functional as F
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+        from tensorboardX.proto.tensor_pb2 import TensorProto
+        from tensorboardX.proto.tensor_shape_pb2 import TensorShapeProto
+        from tensorboardX.proto.types_pb2 import DT_DOUBLE
+
+        self.torch, self.spec, self.ds, self.paths = torch, spec, ds, paths
+        self.model, self.opt, self.writer = model, optimizer, writer
+        self.fw = writer._get_file_writer()
+        self.add_event = self.fw.event_writer.add_event
+        self.last_flush = time.time()
+        self.layers = param_layers(model, layers)
+        self.classify = ds.n_classes > 0
+        self.loss_fn = F.cross_entropy if self.classify else F.mse_loss
+        self.Event, self.Summary, self.TensorProto, self.DT_DOUBLE = Event, Summary, TensorProto, DT_DOUBLE
+        self.scalar_shape = TensorShapeProto()
+        # The scalars plugin charts a DT_DOUBLE tensor as it does tf.summary.scalar's float32 one.
+        self.scalars_meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
+        self.x_val, self.y_val = torch.from_numpy(ds.x_val), torch.from_numpy(ds.y_val)
+        self.emb_idx = data.embedding_indices(spec, ds)
+
+    # -- records --
+    def _scalar(self, tag: str, value: float, step: int, wall: float) -> None:
+        # The event SummaryWriter.add_scalar writes (one simple_value per event), minus its detours.
+        self.add_event(self.Event(wall_time=wall, step=step, summary=self.Summary(
+            value=[self.Summary.Value(tag=tag, simple_value=value)])))
+
+    def maybe_flush(self) -> None:
+        now = time.time()
+        if now - self.last_flush >= common.FLUSH_S:
+            self.last_flush = now
+            self.writer.flush()
+
+    def train_step(self, step: int, idx: np.ndarray, want_grads: bool, log: bool):
+        y = self.ds.y_train[idx]
+        xb, yb = self.torch.from_numpy(self.ds.x_train[idx]), self.torch.from_numpy(y)
+        self.opt.zero_grad(set_to_none=True)
+        out = self.model(xb)
+        loss = self.loss_fn(out, yb)
+        loss.backward()
+        self.opt.step()
+        return out, y, loss
+
+    def write_fp64_loss(self, step: int, handle) -> None:
+        value = handle[2].item()
+        tensor = self.TensorProto(dtype=self.DT_DOUBLE, tensor_shape=self.scalar_shape, double_val=[value])
+        summary = self.Summary(value=[self.Summary.Value(tag="loss/train_fp64", tensor=tensor,
+                                                         metadata=self.scalars_meta)])
+        self.add_event(self.Event(wall_time=time.time(), step=step, summary=summary))
+
+    def write_train_scalars(self, step: int, handle, perf: dict[str, float]) -> None:
+        out, y, loss = handle
+        wall = time.time()
+        self._scalar("loss/train", loss.item(), step, wall)
+        if self.classify:  # numpy on 32x10 logits: ~5 us against ~40 us for three torch ops
+            self._scalar("accuracy/train", float((out.detach().numpy().argmax(1) == y).mean()), step, wall)
+        self._scalar("lr", self.spec.lr, step, wall)
+        for tag, value in perf.items():
+            self._scalar(tag, value, step, wall)
+        self.maybe_flush()
+
+    def write_histograms(self, step: int, handle) -> None:
+        for name, mod in self.layers:
+            for part in ("weight", "bias"):
+                p = getattr(mod, part)
+                kind = "kernel" if part == "weight" else "bias"
+                for tag, t in ((f"weights/{name}/{kind}", p.detach()), (f"grads/{name}/{kind}", p.grad)):
+                    if t is not None:
+                        self._histogram(tag, t.numpy(), step)
+        self.maybe_flush()
+
+    def _histogram(self, tag: str, values: np.ndarray, step: int) -> None:
+        """The TF side's buckets (common.histogram_buckets) as a HistogramProto; like tensorboardX's
+        add_histogram, an empty first bucket carries the left edge (TensorBoard keeps right edges)."""
+        flat = common.finite_values(values).astype(np.float64)
+        if not flat.size:
+            return
+        b = common.histogram_buckets(flat)
+        self.writer.add_histogram_raw(tag, float(b[0, 0]), float(b[-1, 1]), int(flat.size),
+                                      float(flat.sum()), float(flat.dot(flat)),
+                                      [float(b[0, 0])] + b[:, 1].tolist(), [0.0] + b[:, 2].tolist(), step)
+
+    def write_validation(self, step: int) -> None:
+        with self.torch.no_grad():
+            out = self.model(self.x_val)
+            loss = self.loss_fn(out, self.y_val).item()
+        wall = time.time()
+        self._scalar("loss/val", loss, step, wall)
+        if self.classify:
+            self._scalar("accuracy/val", (out.argmax(1) == self.y_val).double().mean().item(), step, wall)
+        self.maybe_flush()
+
+    def export_graph(self, x: np.ndarray, y: np.ndarray) -> None:
+        common.call_extension("export_graph", "torch_graph", self.writer, self.model, self.torch.from_numpy(x))
+
+    def export_embedding(self, step: int) -> None:
+        if common.extension("export_embedding") is None:
+            return
+        x = self.torch.from_numpy(self.ds.x_val[self.emb_idx])
+        with self.torch.no_grad():
+            features = self.model[:-1](x)
+            outputs = self.model[-1](features)
+        rows = common.embedding_metadata(self.ds.y_val[self.emb_idx], outputs.numpy(), self.ds.n_classes)
+        images = None
+        if self.ds.image_shape is not None:
+            images = self.ds.x_val[self.emb_idx].reshape(-1, *self.ds.image_shape)
+        common.call_extension("export_embedding", "write", str(self.paths.logdir), "torch", step,
+                              features.numpy(), rows, common.EMBEDDING_HEADER, images)
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()
+
+
+def describe_layers(model, layers: list[common.Layer], n_features: int, dtype) -> list[dict[str, Any]]:
+    """Output shapes from a real forward pass on one sample (batch dimension shown as null)."""
+    import torch
+
+    shapes: dict[str, list[int]] = {}
+    hooks = [mod.register_forward_hook(lambda m, i, o, n=name: shapes.__setitem__(n, [None, *o.shape[1:]]))
+             for name, mod in param_layers(model, layers)]
+    with torch.no_grad():
+        model(torch.zeros(1, n_features, dtype=dtype))
+    for h in hooks:
+        h.remove()
+    return [{"name": layer.name, "type": type(mod).__name__, "activation": layer.activation,
+             "output_shape": shapes[layer.name], "params": sum(p.numel() for p in mod.parameters())}
+            for layer, (_, mod) in zip(layers, param_layers(model, layers))]
+
+
+def settings(spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, model, layers, init_desc: str,
+             init_sha: str | None, n_features: int, dtype) -> dict[str, Any]:
+    import tensorboardX
+    import torch
+
+    adam_eps = spec.eps if spec.init == "shared" else TORCH_DEFAULT_ADAM_EPS
+    opt = common.describe_optimizer(
+        spec, f"torch.optim.{'SGD' if spec.optimizer == 'sgd' else 'Adam'}(foreach=False)",
+        hyper_dtype="Python float (double), cast to the tensor dtype at use",
+        weight_decay_form="coupled L2: g += weight_decay*p", eps=adam_eps)
+    if spec.optimizer == "adam":
+        opt["eps_placement"] = "p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)"
+    math_libs = [name for name, ok in (("MKL", torch.backends.mkl.is_available()),
+                                       ("oneDNN", torch.backends.mkldnn.is_available())) if ok]
+    layer_rows = describe_layers(model, layers, n_features, dtype)
+    return dict(
+        common.common_settings(spec, cadence, ds),
+        framework="torch", framework_version=torch.__version__,
+        logger=f"tensorboardX {tensorboardX.__version__}", execution_mode="eager", device="cpu",
+        threads={"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
+        math_library=", ".join(math_libs) or "none reported", init=init_desc, init_sha256=init_sha,
+        optimizer=opt,
+        loss={"function": "cross_entropy on logits" if ds.n_classes else "mean squared error",
+              "reduction": "mean",
+              "implementation": "torch.nn.functional." + ("cross_entropy" if ds.n_classes else "mse_loss")},
+        layers=layer_rows, total_params=sum(r["params"] for r in layer_rows),
+        data_layout="NCHW" if spec.model == "cnn" else "NC",
+    )
+
+
+def _run(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.Cadence,
+         status: common.StatusFile) -> None:
+    import torch
+
+    # Before any parallel work: torch refuses a change of inter-op threads afterwards (a second
+    # run in the same process, as the tests do, keeps the count it already has when it is the same).
+    torch.set_num_threads(spec.threads)
+    if torch.get_num_interop_threads() != spec.threads:
+        torch.set_num_interop_threads(spec.threads)
+    dtype = getattr(torch, spec.dtype)
+    layers = common.layer_plan(spec, ds.n_features, ds.n_outputs)
+    torch.manual_seed(spec.seed)  # native init draws from torch's generator
+    model = build_model(spec, layers, ds.n_features, dtype)
+    if spec.init == "shared":
+        arrays, init_path = common.ensure_shared_init(spec, layers, paths.run_dir)
+        load_shared(model, layers, arrays)
+        init_desc = ("shared: init.npz (numpy from the seed: kaiming_uniform(a=sqrt(5)), "
+                     "bias U(±1/sqrt(fan_in)))")
+        init_sha = common.file_sha256(init_path)
+    else:
+        init_desc = "native: kaiming_uniform(a=sqrt(5)), bias U(±1/sqrt(fan_in)) (torch.manual_seed(seed))"
+        init_sha = None
+    optimizer = make_optimizer(spec, model.parameters())
+    paths.logdir.mkdir(parents=True, exist_ok=True)
+    common.write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha,
+                                                   ds.n_features, dtype))
+    writer = make_writer(paths.logdir)
+    adapter = TorchAdapter(spec, ds, cadence, paths, layers, model, optimizer, writer)
+    try:
+        common.train(spec, ds, cadence, adapter, status)
+    finally:
+        writer.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return common.run_main("torch", _run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
