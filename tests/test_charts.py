@@ -119,6 +119,9 @@ def test_relative_and_wall_time():
     assert charts.first_wall_time([np.array([5.0, 6.0]), np.array([]), np.array([3.0])]) == 3.0
     assert charts.step_bounds([np.array([10, 20]), np.array([0, 5])]) == (0, 20)
     assert charts.step_bounds([np.array([])]) is None
+    assert charts.x_bounds([np.array([10.0, 20.0]), np.array([0, 5])]) == (0, 20)
+    assert charts.x_bounds([np.array([1.0, 2.0]), np.array([0.5, np.nan])]) == (0.5, 2.0)
+    assert charts.x_bounds([np.array([]), np.array([np.nan])]) is None
 
 
 def test_y_range_shared_linear_and_log():
@@ -152,22 +155,24 @@ def test_side_colors():
 
 
 # --- figures -------------------------------------------------------------------------------------
-def curves(n=100_001):
+def curves(n=100_001, x_axis="step"):
     step = np.arange(n, dtype=np.int64)
     wall = 1.7e9 + step * 0.01
     rng = np.random.default_rng(1)
     a = np.exp(-step / 20_000) + rng.random(n) * 0.1
     b = np.exp(-step / 25_000) + rng.random(n) * 0.1
-    return [charts.Curve("PyTorch", 0, "#EE4C2C", step, wall, a),
-            charts.Curve("TensorFlow", 1, "#FF8F00", step[:500], wall[:500] + 3, b[:500])]
+    x = step / 100.0 if x_axis in ("epoch", "samples") else None  # what tagmap.to_x would give
+    return [charts.Curve("PyTorch", 0, "#EE4C2C", step, wall, a, x=x),
+            charts.Curve("TensorFlow", 1, "#FF8F00", step[:500], wall[:500] + 3, b[:500],
+                         x=None if x is None else x[:500])]
 
 
 @pytest.mark.parametrize("overlay", [False, True])
 @pytest.mark.parametrize("x_axis", list(charts.X_AXES))
 @pytest.mark.parametrize("log_y", [False, True])
 def test_scalar_figure_bounded_and_labelled(overlay, x_axis, log_y):
-    fig = charts.scalar_figure("loss/train", curves(), smoothing=0.6, x_axis=x_axis, log_y=log_y,
-                               overlay=overlay)
+    fig = charts.scalar_figure("loss/train", curves(x_axis=x_axis), smoothing=0.6, x_axis=x_axis,
+                               log_y=log_y, overlay=overlay)
     assert all(len(t.x) <= MAX_POINTS for t in fig.data)
     assert len(fig.data) == 4  # raw + smoothed per curve
     assert "of 100,001 points" in fig.layout.title.subtitle.text
@@ -189,3 +194,67 @@ def test_zoom_keeps_whole_series_smoothing():
     zoom = charts.prepare(c, 0.9, step_range=(3000, 3999))
     np.testing.assert_allclose(zoom.smooth_y, ema(c.value, 0.9)[3000:4000])
     np.testing.assert_array_equal(zoom.smooth_step, np.arange(3000, 4000))
+
+
+def test_mapped_x_is_drawn_zoomed_and_sampled_in_its_own_units():
+    """A per-step run (x = step / 3 epochs) and a per-epoch run on one epoch axis."""
+    step = np.arange(6000, dtype=np.int64)
+    per_step = charts.Curve("local", 0, "#EE4C2C", step, 1.7e9 + step, np.cos(step / 500), x=step / 3.0)
+    per_epoch = charts.Curve("keras", 1, "#2E6FD8", np.arange(3), 1.7e9 + np.arange(3),
+                             np.array([0.9, 0.7, 0.6]), x=np.array([1.0, 2.0, 3.0]))
+    fig = charts.scalar_figure("loss/train", [per_step, per_epoch], x_axis="epoch", overlay=True)
+    assert fig.layout.xaxis.title.text == "epoch"
+    assert len(fig.data[0].x) <= MAX_POINTS and fig.data[0].x[-1] == pytest.approx(5999 / 3)
+    assert list(fig.data[1].x) == [1.0, 2.0, 3.0] and list(fig.data[1].customdata) == [0, 1, 2]
+    fig = charts.scalar_figure("loss/train", [per_step, per_epoch], x_axis="epoch", step_range=(1.5, 2.0))
+    assert list(fig.data[1].x) == [2.0]  # the range is in epochs, for both runs
+    assert min(fig.data[0].x) >= 1.5 and max(fig.data[0].x) <= 2.0 and len(fig.data[0].x) == 2
+    with pytest.raises(ValueError, match="x axis 'samples'"):
+        charts.prepare(charts.Curve("no x", 0, "#000", step, step * 1.0, step * 1.0), x_axis="samples")
+
+
+def test_prepared_cache_reuses_only_what_the_last_run_used():
+    cache, calls = charts.PreparedCache(), []
+
+    def compute(name):
+        return lambda: calls.append(name) or name
+    assert cache.get("a", compute("a")) == "a" and cache.get("a", compute("a")) == "a"
+    cache.rotate()
+    cache.get("a", compute("a"))
+    cache.get("b", compute("b"))
+    assert calls == ["a", "b"]  # "a" came from the run before
+    cache.rotate()
+    cache.rotate()  # a run that used nothing: everything goes
+    cache.get("a", compute("a"))
+    assert calls == ["a", "b", "a"]
+
+
+def test_cached_and_encoded_figures_send_what_plain_ones_send():
+    """The page's fast path (PreparedCache, typed arrays made here) against plotly's own path."""
+    import plotly.io
+    import plotly.tools
+    from _plotly_utils.utils import to_typed_array_spec
+
+    def sent(fig):  # what st.plotly_chart puts in its proto
+        return plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, True), validate=False)
+
+    cs = curves(20_000)
+    keyed = [charts.Curve(c.name, c.side, c.color, c.step, c.wall_time, c.value, key=i) for i, c in enumerate(cs)]
+    cache = charts.PreparedCache()
+    for x_axis in ("step", "wall"):
+        plain = sent(charts.scalar_figure("t", cs, smoothing=0.6, x_axis=x_axis))
+        for _ in range(2):  # computed, then reused
+            cache.rotate()
+            assert sent(charts.scalar_figure("t", keyed, smoothing=0.6, x_axis=x_axis, cache=cache,
+                                             encode=True)) == plain
+    for a in (np.arange(5), np.arange(5) * 10**6, np.arange(5) * 10**12, np.linspace(0, 1, 5),
+              np.arange(5, dtype=np.float32), np.array([], np.int64),
+              charts.wall_datetime(np.array([1.7e9, 1.7e9 + 1]))):
+        ours, theirs = charts.typed_array(a), to_typed_array_spec(a)
+        assert json.dumps(ours, default=str) == json.dumps(theirs, default=str)
+
+
+def test_figures_carry_a_template_cut_to_line_charts():
+    fig = charts.scalar_figure("t", curves(100))
+    template = fig.layout.template.to_plotly_json()
+    assert set(template.get("data", {})) <= {"scatter"} and template["layout"]

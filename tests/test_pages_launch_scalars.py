@@ -315,6 +315,12 @@ def test_scalars_page_reports_a_corrupt_file_and_keeps_going(event_logdir, tmp_p
     monkeypatch.setenv("TWINBOARD_LOGDIR", str(root))
     at = page("scalars").run()
     assert not at.exception, at.exception
+    assert not texts(at, "warning")  # the page reads the runs it shows, and the broken one is not
+    assert sorted(title(f) for f in figures(at)) == SCALAR_TAGS
+    at.sidebar.selectbox(key="scalars_pair").set_value("Any two runs…").run()
+    at.sidebar.selectbox(key="scalars_left").set_value(f"{SMALL}/torch")
+    at.sidebar.selectbox(key="scalars_right").set_value("uploads/broken").run()
+    assert not at.exception, at.exception
     warnings = texts(at, "warning")
     assert len(warnings) == 1 and "broken" in warnings[0], warnings
-    assert sorted(title(f) for f in figures(at)) == SCALAR_TAGS
+    assert sorted(title(f) for f in figures(at)) == SCALAR_TAGS  # the good side is still drawn

@@ -230,11 +230,28 @@ def apply(df: pd.DataFrame, mapping: Mapping, x_axis: str | None = None) -> pd.D
 def to_x(steps: np.ndarray, rule: Rule | None, mapping: Mapping, x_axis: str | None = None) -> np.ndarray:
     """x values (float64) for one series' logged steps, `rule` as `resolve` returned it.
 
-    For callers that hold series rather than frames (the Scalars page's ScalarStore)."""
+    For callers that hold series rather than frames (the Scalars page's ScalarStore, on every
+    refresh): the same arithmetic as `apply`, one factor for the whole series, no temporaries."""
     x_axis = x_axis or mapping.x_axis
-    logged = np.asarray(steps, dtype="float64") + (rule.step_offset if rule else 0)
-    per_epoch = np.full(logged.shape, rule is not None and rule.step_unit == "epoch")
-    return _to_x(logged, per_epoch, x_axis, mapping, None)
+    if x_axis not in X_AXES:
+        raise MappingError(f"x_axis={x_axis!r} must be one of {', '.join(X_AXES)}")
+    logged = np.asarray(steps, dtype="float64")
+    if rule is not None and rule.step_offset:
+        logged = logged + rule.step_offset
+    if logged.size == 0:
+        return logged
+    per_epoch = rule is not None and rule.step_unit == "epoch"
+
+    def need(name: str) -> float:
+        value = getattr(mapping, name)
+        if value is None:
+            raise MappingError(f"x axis {x_axis!r} needs {name}: set it in the mapping")
+        return float(value)
+
+    if x_axis == "epoch":
+        return logged if per_epoch else logged / need("steps_per_epoch")
+    optimizer_steps = logged * need("steps_per_epoch") if per_epoch else logged
+    return optimizer_steps if x_axis == "step" else optimizer_steps * need("batch_size")
 
 
 def _to_x(logged: np.ndarray, per_epoch: np.ndarray, x_axis: str, m: Mapping,
@@ -344,3 +361,57 @@ def read_mapped(run_path: str | os.PathLike, run_name: str, logdir: str | os.Pat
     folders = [Path(run_path).resolve(), *(p.resolve() for p in companions(run_path, mapping))]
     df = pd.concat([folder_scalars(f, f.relative_to(root).as_posix()) for f in folders], ignore_index=True)
     return apply(df, mapping, x_axis).assign(run=run_name)
+
+
+# --- series held in memory (the Scalars page's ScalarStore), looked up by our tag ------------------
+Source = tuple[str, str, Rule | None]  # (store run, logged tag, the rule that mapped it)
+
+
+@dataclass(frozen=True)
+class MappedRun:
+    """One picked run as the Scalars page draws it: our tags and the logged series behind each."""
+    name: str  # the picked run (posix path relative to the logdir, as the store names runs)
+    mapping: Mapping
+    sources: tuple[str, ...]  # store runs read as this run: itself, then its companions
+    tags: dict[str, tuple[Source, ...]]  # our tag -> its series, in `sources` order; dropped ones absent
+
+
+def source_runs(name: str, path: str | os.PathLike, logdir: str | os.PathLike, mapping: Mapping) -> list[str]:
+    """Run `name` (folder `path`) and its companions, named like it (posix, relative to `logdir`)."""
+    return [name, *(Path(os.path.relpath(p, logdir)).as_posix() for p in companions(path, mapping))]
+
+
+def map_run(name: str, path: str | os.PathLike, logdir: str | os.PathLike, mapping: Mapping,
+            tags_of) -> MappedRun:
+    """Resolve every logged tag of run `name` (folder `path`) and of its companions through `mapping`.
+    `tags_of(store_run) -> iterable of logged tags` ([] for a run the store does not hold)."""
+    names = source_runs(name, path, logdir, mapping)
+    tags: dict[str, list[Source]] = {}
+    for run in names:
+        for tag in tags_of(run):
+            ours, rule = resolve(run, tag, mapping)
+            if ours:
+                tags.setdefault(ours, []).append((run, tag, rule))
+    return MappedRun(name, mapping, tuple(names), {t: tuple(s) for t, s in sorted(tags.items())})
+
+
+def mapped_series(run: MappedRun, tag: str, series_of, x_axis: str | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(step, wall_time, value, x) of our `tag` in `run`; `series_of(store_run, logged_tag)` gives
+    (step, wall_time, value) arrays. x: to_x on `x_axis` (None: not computed, for time axes).
+    One source comes back as stored (write order); several are joined and ordered by x (by wall
+    time without one). MappingError when the axis needs a factor the mapping lacks."""
+    parts = []
+    for store_run, logged, rule in run.tags.get(tag, ()):
+        step, wall, value = series_of(store_run, logged)[:3]
+        x = None if x_axis is None else to_x(step, rule, run.mapping, x_axis)
+        parts.append((step, wall, value, x))
+    if not parts:
+        empty = np.empty(0)
+        return np.empty(0, np.int64), empty, empty, (None if x_axis is None else empty)
+    if len(parts) == 1:
+        return parts[0]
+    step, wall, value = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    x = None if x_axis is None else np.concatenate([p[3] for p in parts])
+    order = np.argsort(wall if x is None else x, kind="stable")
+    return step[order], wall[order], value[order], (None if x is None else x[order])
