@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -141,24 +139,10 @@ def test_damaged_event_file_is_named_and_what_came_before_still_draws(logdir):
     assert len(_dots(at)) == 2  # the graphs before the damage, and the other side
 
 
-def test_real_trainers_tiny_run_renders(tmp_path, monkeypatch):
-    trainers = [ROOT / "trainers" / f for f in ("torch_trainer.py", "tf_trainer.py")]
-    if not all(t.exists() for t in trainers):
-        pytest.skip("trainers/torch_trainer.py and trainers/tf_trainer.py are not there yet")
-    from trainers.spec import RunSpec
-
-    root = tmp_path / "logs"
-    run = root / "20260101-000000-digits-mlp-sgd"
-    run.mkdir(parents=True)
-    RunSpec(steps=2, epochs=1, hidden=(64, 32), embedding_samples=8).save(run / "spec.json")
-    procs = [subprocess.Popen([sys.executable, "-m", f"trainers.{m}", str(run / "spec.json")], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for m in ("torch_trainer", "tf_trainer")]
-    for p in procs:
-        out, _ = p.communicate(timeout=300)
-        assert p.returncode == 0, out[-3000:]
-        assert "export_graph" not in out, out[-3000:]  # no export warning
-    monkeypatch.setenv("TWINBOARD_LOGDIR", str(root))
+def test_real_trainers_tiny_run_renders(real_pair, monkeypatch):
+    for fw in ("torch", "tensorflow"):
+        assert "export_graph" not in (real_pair.run_dir / f"{fw}.stderr").read_text()  # no export warning
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(real_pair.logdir))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception and len(_dots(at)) == 2
     table = _layers(at)

@@ -123,6 +123,14 @@ def test_native_init_differs(runs):
     rel = max_rel_diff(a, b, range(1, 31))
     print(f"native init: max rel diff over 30 steps {rel:.3g}")
     assert rel > 1e-3
+    import json
+
+    t = json.loads((torch_dir / "settings.json").read_text())
+    f = json.loads((tf_dir / "settings.json").read_text())
+    assert t["init"].startswith("native: kaiming") and f["init"].startswith("native: glorot")
+    assert (t["optimizer"]["eps"], f["optimizer"]["eps"]) == (1e-8, 1e-7)  # each framework's default
+    assert "keras.optimizers.Adam" in f["optimizer"]["implementation"]
+    assert t["init_sha256"] is None and f["init_sha256"] is None
 
 
 def test_shared_init_file_is_the_same_for_both(runs):

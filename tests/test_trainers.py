@@ -217,6 +217,27 @@ def test_crash_marks_status_failed_and_exits_1(tmp_path):
     assert status["state"] == "failed" and "dense0.weight" in status["error"]
 
 
+def test_sigterm_marks_status_failed(tmp_path):
+    """The launcher stops a run with SIGTERM: the status must say so, not stay 'running'."""
+    import signal
+    import time
+
+    RunSpec(hidden=(8,), steps=10**7, log_every=1).save(tmp_path / "spec.json")
+    p = subprocess.Popen([sys.executable, "-m", MODULES["torch"], str(tmp_path / "spec.json")], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    status_path = tmp_path / "torch" / "status.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until it trains (past the imports)
+        if status_path.exists() and json.loads(status_path.read_text())["step"] > 0:
+            break
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 1 and "stopped by signal 15" in err
+    status = json.loads(status_path.read_text())
+    assert status["state"] == "failed" and "signal 15" in status["error"] and status["step"] > 0
+
+
 # --- the shared pieces, in process -----------------------------------------------------------------
 def test_shared_init_bytes_do_not_depend_on_who_writes(tmp_path):
     spec = RunSpec(model="cnn", hidden=(16,), dtype="float64")

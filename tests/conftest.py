@@ -1,0 +1,51 @@
+"""Fixtures shared across test files.
+
+`real_pair`: ONE real matched pair, started through the launcher exactly as the Launch page and the
+CLI start it, shared by every test that needs real trainer output (end to end, histograms, graphs,
+embeddings). Each pair costs two framework imports and tf.function tracing, ~15-25 s of the 2-core
+machine, so the suite pays for it once.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from trainers.spec import RunSpec
+
+REAL_SPEC = RunSpec(task="digits", model="mlp", hidden=(64, 32), steps=20, epochs=1, log_every=1,
+                    histogram_every=5, embedding_steps=(10,), embedding_samples=24)
+
+
+@dataclass(frozen=True)
+class RealPair:
+    logdir: Path  # holds this one run only
+    run_id: str
+    run_dir: Path  # logdir / run_id, with torch/ and tensorflow/
+    outcomes: dict  # framework -> launcher outcome
+    spec: RunSpec
+
+
+@pytest.fixture(scope="session")
+def real_pair(tmp_path_factory) -> RealPair:
+    from tests.stub_trainer import kill_spawned
+    from twinboard import launcher
+
+    logdir = tmp_path_factory.mktemp("real_pair") / "logs"
+    saved = {k: os.environ.get(k) for k in ("TWINBOARD_LOGDIR", "TWINBOARD_TRAINER_CMD", "TWINBOARD_MAX_PROCS")}
+    os.environ.pop("TWINBOARD_TRAINER_CMD", None)  # the real trainers
+    os.environ["TWINBOARD_MAX_PROCS"] = "2"
+    try:
+        run = launcher.launch(REAL_SPEC, logdir=logdir)
+        assert isinstance(run, launcher.Launched), run
+        outcomes = launcher.wait(run.run_id, timeout=300, logdir=logdir)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    yield RealPair(logdir, run.run_id, run.run_dir, outcomes, REAL_SPEC)
+    kill_spawned(logdir)
