@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from twinboard import runs
+from twinboard import launcher, runs
 from twinboard.config import logdir
 
 CUSTOM = "Any two runs…"
@@ -17,6 +17,7 @@ def pick_pair(key: str) -> runs.Pair | None:
     root = logdir()
     pairs = runs.list_pairs(root)
     event_runs = runs.list_event_runs(root)
+    _watch_for_starting_runs(root, pairs)
     if not event_runs:
         st.info(f"No runs yet in `{root}`. Start a matched pair on the Launch page, or upload event files.")
         return None
@@ -34,6 +35,25 @@ def pick_pair(key: str) -> runs.Pair | None:
     right = st.sidebar.selectbox("Right (TensorFlow side)", names, index=default_right,
                                  key=f"{key}_right", format_func=lambda n: by_name[n].label)
     return runs.make_pair(by_name[left], by_name[right])
+
+
+def _watch_for_starting_runs(root, pairs: list[runs.Pair]) -> None:
+    """A launched pair shows up here only once both trainers wrote their first events (framework
+    imports take seconds). Until then, say so and rerun the page when the pair list changes, so a
+    page opened right after Start needs no manual reload."""
+    known = tuple(p.label for p in pairs)
+    starting = [r.run_id for r in launcher.list_runs(root)
+                if r.run_id not in known
+                and any(job.state in ("queued", "running") for job in r.frameworks.values())]
+    if not starting:
+        return
+    st.sidebar.caption(f"Starting: {', '.join(starting)} (shown once both sides have logged)")
+
+    def rerun_when_pairs_change() -> None:
+        if tuple(p.label for p in runs.list_pairs(root)) != known:
+            st.rerun(scope="app")
+
+    st.fragment(run_every=1.0)(rerun_when_pairs_change)()
 
 
 def side_label(run: runs.EventRun) -> str:

@@ -324,3 +324,20 @@ def test_scalars_page_reports_a_corrupt_file_and_keeps_going(event_logdir, tmp_p
     warnings = texts(at, "warning")
     assert len(warnings) == 1 and "broken" in warnings[0], warnings
     assert sorted(title(f) for f in figures(at)) == SCALAR_TAGS  # the good side is still drawn
+
+
+def test_a_page_opened_before_the_first_events_waits_for_them(launch_logdir, monkeypatch):
+    """Right after Start, the trainers are still importing: no event file yet. The page must say a
+    run is starting (and rerun by itself) instead of a bare 'No runs yet' that needs a reload."""
+    from trainers.spec import RunSpec
+
+    monkeypatch.setenv("STUB_MODE", "sleep")  # the stub writes status.json but no event file
+    run = launcher.launch(RunSpec(steps=5))
+    assert isinstance(run, launcher.Launched), run
+    try:
+        wait_for(lambda: launcher.get_run(run.run_id).frameworks["torch"].state == "running")
+        at = page("scalars").run()
+        assert not at.exception
+        assert any(run.run_id in c.value and "Starting" in c.value for c in at.sidebar.caption)
+    finally:
+        launcher.stop(run.run_id, grace=1.0)
