@@ -266,26 +266,43 @@ def finite_values(values: np.ndarray) -> np.ndarray:
 
 
 def histogram_buckets(values: np.ndarray, k: int = HISTOGRAM_BINS) -> np.ndarray:
-    """[k, 3] float64 rows (left edge, right edge, count): tf.summary.histogram's format and
-    bucketing (tensorboard.plugins.histogram.summary_v2._buckets) in numpy. Non-finite values
-    are dropped; no values gives all zeros; one distinct value v gives edges v and all counts last."""
-    flat = finite_values(values).astype(np.float64, copy=False)
-    out = np.zeros((k, 3), np.float64)
-    if flat.size == 0:
-        return out
-    lo, hi = flat.min(), flat.max()
-    if lo == hi:
-        out[:, :2] = hi
-        out[-1, 2] = flat.size
-        return out
-    # TensorBoard's rule: bucket floor((x - min) / width), the maximum clamped into the last one.
-    # bincount instead of np.histogram: 4x faster on a 64x64 kernel.
-    idx = np.floor((flat - lo) / ((hi - lo) / k)).astype(np.intp)
-    np.minimum(idx, k - 1, out=idx)
-    edges = np.linspace(lo, hi, k + 1)
-    edges[-1] = hi
-    out[:, 0], out[:, 1], out[:, 2] = edges[:-1], edges[1:], np.bincount(idx, minlength=k)
-    return out
+    """[k, 3] float64 rows (left edge, right edge, count) for one array; see histogram_many."""
+    return histogram_many([values], k)[0][0]
+
+
+def histogram_many(arrays: list[np.ndarray], k: int = HISTOGRAM_BINS) -> tuple[np.ndarray, np.ndarray]:
+    """Buckets of several arrays at once: ([n, k, 3] (left edge, right edge, count), [n, 3] (num,
+    sum, sum of squares)). tf.summary.histogram's format and rule (tensorboard.plugins.histogram.
+    summary_v2._buckets): k equal-width buckets over [min, max], bucket floor((x - min) / width)
+    with the maximum clamped into the last; one distinct value v gives edges v and every count in
+    the last bucket; no values gives zeros. Non-finite values are dropped (a diverged run must not
+    die writing a histogram). Vectorised over the arrays: one histogram step writes ~24 of them."""
+    flats = [finite_values(a).astype(np.float64, copy=False) for a in arrays]
+    n = len(flats)
+    sizes = np.array([f.size for f in flats])
+    out, stats = np.zeros((n, k, 3)), np.zeros((n, 3))
+    full = np.flatnonzero(sizes)
+    if not full.size:
+        return out, stats
+    v = np.concatenate([flats[i] for i in full])
+    starts = np.concatenate([[0], np.cumsum(sizes[full])[:-1]])
+    lo, hi = np.minimum.reduceat(v, starts), np.maximum.reduceat(v, starts)
+    seg = np.repeat(np.arange(full.size), sizes[full])
+    width = np.where(hi > lo, (hi - lo) / k, 1.0)
+    idx = np.floor((v - lo[seg]) / width[seg]).astype(np.intp)
+    np.clip(idx, 0, k - 1, out=idx)
+    counts = np.bincount(seg * k + idx, minlength=full.size * k).reshape(full.size, k).astype(np.float64)
+    edges = lo[:, None] + (hi - lo)[:, None] * (np.arange(k + 1) / k)[None, :]
+    edges[:, -1] = hi
+    single = hi == lo
+    edges[single] = hi[single, None]
+    counts[single] = 0.0
+    counts[single, -1] = sizes[full][single]
+    out[full, :, 0], out[full, :, 1], out[full, :, 2] = edges[:, :-1], edges[:, 1:], counts
+    stats[full, 0] = sizes[full]
+    stats[full, 1] = np.add.reduceat(v, starts)
+    stats[full, 2] = np.add.reduceat(v * v, starts)
+    return out, stats
 
 
 def describe_optimizer(spec: RunSpec, implementation: str, hyper_dtype: str, weight_decay_form: str,
@@ -293,7 +310,8 @@ def describe_optimizer(spec: RunSpec, implementation: str, hyper_dtype: str, wei
     """One dict shape for both frameworks; values say what really ran."""
     d: dict[str, Any] = {"name": spec.optimizer, "implementation": implementation, "lr": spec.lr,
                          "lr_schedule": "constant", "weight_decay": spec.weight_decay,
-                         "weight_decay_form": weight_decay_form, "hyperparameter_dtype": hyper_dtype}
+                         "weight_decay_form": weight_decay_form if spec.weight_decay else "none (weight_decay=0)",
+                         "hyperparameter_dtype": hyper_dtype}
     if spec.optimizer == "sgd":
         d.update(momentum=spec.momentum, dampening=0.0, nesterov=False,
                  update="buf = momentum*buf + g; p -= lr*buf" if spec.momentum else "p -= lr*g")

@@ -220,7 +220,9 @@ class TFAdapter:
                 with tf.summary.record_if(True if variant == "log" else log_steps[step - 1]):
                     write_scalars("train", step, y, out, loss, bs)
                     scalar("lr", spec.lr, step)
-            return loss, (grads if variant == "hist" else [])
+            if variant == "hist":  # weights after this step's update, gradients of this step
+                return loss, [tf.identity(v.value) for v in self.kvars], grads
+            return loss, [], []
 
         sig = [tf.TensorSpec([bs], tf.int64)]
         # "plain", "log" (writes the train scalars), "hist" (writes them on log steps, returns grads).
@@ -296,9 +298,9 @@ class TFAdapter:
         self.perf_flushed = time.time()
 
     def write_histograms(self, step: int, handle) -> None:
-        # Weights after this step's update, gradients of this step.
-        arrays = [v.value.numpy() for v in self.kvars] + [g.numpy() for g in handle[1]]
-        self.write_hist_fn(np.int64(step), np.stack([common.histogram_buckets(a) for a in arrays]))
+        arrays = [t.numpy() for t in (*handle[1], *handle[2])]  # weights, then gradients
+        buckets = common.histogram_many(arrays)[0]
+        self.write_hist_fn(self.tf.constant(step, self.tf.int64), self.tf.constant(buckets))
 
     def write_validation(self, step: int) -> None:
         self.validate_fn(np.int64(step))
@@ -354,9 +356,7 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, model, la
         opt = common.describe_optimizer(
             spec, f"keras.optimizers.{name} (Keras {keras.__version__} defaults)",
             hyper_dtype="float32 (Keras casts learning rate and Python-float hyperparameters)",
-            weight_decay_form="decoupled: p -= lr*weight_decay*p (Keras)" if spec.weight_decay else
-            "coupled L2: g += weight_decay*p",  # zero either way; same words as torch then
-            eps=KERAS_DEFAULT_ADAM_EPS)
+            weight_decay_form="decoupled: p -= lr*weight_decay*p (Keras)", eps=KERAS_DEFAULT_ADAM_EPS)
         if spec.optimizer == "sgd" and spec.momentum:
             opt["update"] = "m = momentum*m - lr*g; p += m (Keras)"
         if spec.optimizer == "adam":

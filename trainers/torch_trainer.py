@@ -6,6 +6,8 @@ so a bad spec is refused before the 3 s import.
 """
 from __future__ import annotations
 
+import math
+import struct
 import sys
 import time
 from collections import OrderedDict
@@ -71,6 +73,58 @@ def make_optimizer(spec: RunSpec, params):
                             weight_decay=spec.weight_decay, amsgrad=False, foreach=False)
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    n &= (1 << 64) - 1  # int64 two's complement, as protobuf encodes a negative step
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _f32(value: float) -> bytes:
+    try:
+        return struct.pack("<f", value)
+    except OverflowError:  # beyond float32: protobuf stores +-inf, struct refuses
+        return struct.pack("<f", math.copysign(math.inf, value))
+
+
+def scalar_tail_prefix(tag: str) -> bytes:
+    """The bytes of a scalar Event between its step and its float32 value: summary (field 5)
+    holding one Value {tag (1), simple_value (2)}. Constant per tag, so computed once."""
+    raw = tag.encode()
+    value_msg_len = 1 + len(_varint(len(raw))) + len(raw) + 5  # tag field + simple_value field
+    summary = b"\x0a" + _varint(value_msg_len) + b"\x0a" + _varint(len(raw)) + raw + b"\x15"
+    return b"\x2a" + _varint(value_msg_len + 1 + len(_varint(value_msg_len))) + summary
+
+
+def scalar_event_head(wall_time: float, step: int) -> bytes:
+    """wall_time (field 1, double) and step (field 2, varint; protobuf omits a 0 step)."""
+    return b"\x09" + struct.pack("<d", wall_time) + (b"\x10" + _varint(step) if step else b"")
+
+
+def encode_scalar_event(head: bytes, tail_prefix: bytes, value: float) -> bytes:
+    """The serialized Event that SummaryWriter.add_scalar writes, byte for byte (tested against
+    protobuf), from scalar_event_head() and scalar_tail_prefix(tag): ~1 us against ~25 us for
+    building and serializing the three messages."""
+    return head + tail_prefix + _f32(value)
+
+
+def frame_record(data: bytes, crc=None) -> bytes:
+    """TFRecord framing as tensorboardX's RecordWriter.write does it: length, masked CRC32C of the
+    length, data, masked CRC32C of the data."""
+    crc = crc or _masked_crc
+    header = struct.pack("<Q", len(data))
+    return header + struct.pack("<I", crc(header)) + data + struct.pack("<I", crc(data))
+
+
+def _masked_crc(data: bytes) -> int:
+    from tensorboardX.record_writer import masked_crc32c  # google-crc32c's CRC once make_writer ran
+
+    return masked_crc32c(data)
+
+
 def make_writer(logdir: Path):
     """A tensorboardX SummaryWriter whose events are written in the training thread.
 
@@ -120,6 +174,14 @@ class TorchAdapter:
         self.model, self.opt, self.writer = model, optimizer, writer
         self.fw = writer._get_file_writer()
         self.add_event = self.fw.event_writer.add_event
+        # tensorboardX's EventsWriter (its lock, its record writer's file): the scalars of a step go
+        # out framed in one write. None if the pinned internals ever move: protobuf path then.
+        ev = getattr(self.fw.event_writer, "_ev_writer", None)
+        self.events_writer = ev if hasattr(ev, "_lock") and hasattr(
+            getattr(ev, "_py_recordio_writer", None), "_writer") else None
+        self.tag_prefixes: dict[str, bytes] = {}
+        from tensorboardX.record_writer import masked_crc32c
+        self.crc = masked_crc32c
         self.last_flush = time.time()
         self.layers = param_layers(model, layers)
         self.classify = ds.n_classes > 0
@@ -132,10 +194,24 @@ class TorchAdapter:
         self.emb_idx = data.embedding_indices(spec, ds)
 
     # -- records --
-    def _scalar(self, tag: str, value: float, step: int, wall: float) -> None:
-        # The event SummaryWriter.add_scalar writes (one simple_value per event), minus its detours.
-        self.add_event(self.Event(wall_time=wall, step=step, summary=self.Summary(
-            value=[self.Summary.Value(tag=tag, simple_value=value)])))
+    def _scalars(self, step: int, wall: float, items) -> None:
+        """(tag, value) pairs as the events SummaryWriter.add_scalar would write, one simple_value
+        each, encoded directly (encode_scalar_event) and appended in a single framed write."""
+        if self.events_writer is None:
+            for tag, value in items:
+                self.add_event(self.Event(wall_time=wall, step=step, summary=self.Summary(
+                    value=[self.Summary.Value(tag=tag, simple_value=value)])))
+            return
+        head, records = scalar_event_head(wall, step), []
+        for tag, value in items:
+            prefix = self.tag_prefixes.get(tag)
+            if prefix is None:
+                prefix = self.tag_prefixes[tag] = scalar_tail_prefix(tag)
+            records.append(frame_record(head + prefix + _f32(value), self.crc))
+        ev = self.events_writer
+        with ev._lock:
+            ev._py_recordio_writer._writer.write(b"".join(records))
+            ev._num_outstanding_events += len(records)
 
     def maybe_flush(self) -> None:
         now = time.time()
@@ -162,44 +238,39 @@ class TorchAdapter:
 
     def write_train_scalars(self, step: int, handle, perf: dict[str, float]) -> None:
         out, y, loss = handle
-        wall = time.time()
-        self._scalar("loss/train", loss.item(), step, wall)
-        if self.classify:  # numpy on 32x10 logits: ~5 us against ~40 us for three torch ops
-            self._scalar("accuracy/train", float((out.detach().numpy().argmax(1) == y).mean()), step, wall)
-        self._scalar("lr", self.spec.lr, step, wall)
-        for tag, value in perf.items():
-            self._scalar(tag, value, step, wall)
+        items = [("loss/train", loss.item()), ("lr", self.spec.lr), *perf.items()]
+        if self.classify:  # numpy on [batch, classes] logits: cheaper than three torch ops
+            items.append(("accuracy/train", np.count_nonzero(out.detach().numpy().argmax(1) == y) / len(y)))
+        self._scalars(step, time.time(), items)
         self.maybe_flush()
 
     def write_histograms(self, step: int, handle) -> None:
+        """Weights after this step's update and this step's gradients, bucketed as the TF side does
+        (common.histogram_many), as HistogramProtos: like tensorboardX's add_histogram, an empty
+        first bucket carries the left edge (TensorBoard's format keeps right edges only)."""
+        tags, arrays = [], []
         for name, mod in self.layers:
-            for part in ("weight", "bias"):
+            for part, kind in (("weight", "kernel"), ("bias", "bias")):
                 p = getattr(mod, part)
-                kind = "kernel" if part == "weight" else "bias"
                 for tag, t in ((f"weights/{name}/{kind}", p.detach()), (f"grads/{name}/{kind}", p.grad)):
                     if t is not None:
-                        self._histogram(tag, t.numpy(), step)
+                        tags.append(tag)
+                        arrays.append(t.numpy())
+        buckets, stats = common.histogram_many(arrays)
+        for tag, b, (num, total, sq) in zip(tags, buckets, stats):
+            if num:  # tensorboardX refuses an empty histogram
+                self.writer.add_histogram_raw(tag, b[0, 0], b[-1, 1], int(num), total, sq,
+                                              [b[0, 0], *b[:, 1].tolist()], [0.0, *b[:, 2].tolist()], step)
         self.maybe_flush()
-
-    def _histogram(self, tag: str, values: np.ndarray, step: int) -> None:
-        """The TF side's buckets (common.histogram_buckets) as a HistogramProto; like tensorboardX's
-        add_histogram, an empty first bucket carries the left edge (TensorBoard keeps right edges)."""
-        flat = common.finite_values(values).astype(np.float64)
-        if not flat.size:
-            return
-        b = common.histogram_buckets(flat)
-        self.writer.add_histogram_raw(tag, float(b[0, 0]), float(b[-1, 1]), int(flat.size),
-                                      float(flat.sum()), float(flat.dot(flat)),
-                                      [float(b[0, 0])] + b[:, 1].tolist(), [0.0] + b[:, 2].tolist(), step)
 
     def write_validation(self, step: int) -> None:
         with self.torch.no_grad():
             out = self.model(self.x_val)
             loss = self.loss_fn(out, self.y_val).item()
-        wall = time.time()
-        self._scalar("loss/val", loss, step, wall)
+        items = [("loss/val", loss)]
         if self.classify:
-            self._scalar("accuracy/val", (out.argmax(1) == self.y_val).double().mean().item(), step, wall)
+            items.append(("accuracy/val", (out.argmax(1) == self.y_val).double().mean().item()))
+        self._scalars(step, time.time(), items)
         self.maybe_flush()
 
     def export_graph(self, x: np.ndarray, y: np.ndarray) -> None:
