@@ -2,9 +2,9 @@
 
 `build()` compiles `scan` (and the small `group`) as C-callable functions over raw pointers with
 numba (no reference counting, no allocation, nothing that can raise) and returns native object code.
-`fastscan` saves that object next to this file and later loads it with llvmlite alone, so a fresh
-process pays neither numba's import nor its first-call set-up (0.4-0.65 s, mostly type registries
-and a scipy import) to read its first file.
+`fastscan_native` saves that object next to this file and later loads it with llvmlite alone, so a
+fresh process pays neither numba's import nor its first-call set-up (0.4-0.65 s, mostly type
+registries and a scipy import) to read its first file.
 
 Layout of one record: uint64 length, uint32 masked CRC32C(length), data, uint32 masked CRC32C(data).
 Event fields used: wall_time (1, double), step (2, int64), file_version (3), summary (5),
@@ -13,15 +13,14 @@ source_metadata (10). Summary.Value: tag (1), simple_value (2), histo (5), tenso
 """
 from __future__ import annotations
 
-import os
-import platform
 import types as pytypes
 
 import numpy as np
 from llvmlite import ir
 from numba import cfunc, njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic
+
+from twinboard._crc32c_kernel import _hardware_crc, _masked_crc32c, _masked_crc32c_hw, _u32, _u64
 
 # Status codes (res[0]); keep in sync with fastscan.
 DONE, FULL, FALLBACK, NEW_TAG, BAD_LENGTH_CRC, BAD_DATA_CRC = range(6)
@@ -41,17 +40,6 @@ def _f32(typingctx, bits):
     def codegen(context, builder, signature, args):
         return builder.fpext(builder.bitcast(args[0], ir.FloatType()), ir.DoubleType())
     return types.float64(types.uint32), codegen
-
-
-@njit
-def _u32(buf, p):
-    return (np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8) | (np.int64(buf[p + 2]) << 16)
-            | (np.int64(buf[p + 3]) << 24))
-
-
-@njit
-def _u64(buf, p):
-    return np.uint64(_u32(buf, p)) | (np.uint64(_u32(buf, p + 4)) << np.uint64(32))
 
 
 @njit
@@ -81,61 +69,6 @@ def _varint(buf, p, end):
         if b < 0x80:
             return np.int64(b), p + 1
     return _varint_long(buf, p, end)
-
-
-@njit
-def _masked_crc32c(buf, p, n, tab):
-    """Masked CRC32C of buf[p:p+n]; `tab` is 8 x 256 slicing-by-8 tables, flattened."""
-    crc = np.int64(0xFFFFFFFF)
-    e = p + n
-    while p + 8 <= e:
-        lo = crc ^ _u32(buf, p)
-        crc = (np.int64(tab[1792 + (lo & 0xFF)]) ^ np.int64(tab[1536 + ((lo >> 8) & 0xFF)])
-               ^ np.int64(tab[1280 + ((lo >> 16) & 0xFF)]) ^ np.int64(tab[1024 + (lo >> 24)])
-               ^ np.int64(tab[768 + np.int64(buf[p + 4])]) ^ np.int64(tab[512 + np.int64(buf[p + 5])])
-               ^ np.int64(tab[256 + np.int64(buf[p + 6])]) ^ np.int64(tab[np.int64(buf[p + 7])]))
-        p += 8
-    while p < e:
-        crc = np.int64(tab[(crc ^ np.int64(buf[p])) & 0xFF]) ^ (crc >> 8)
-        p += 1
-    crc ^= 0xFFFFFFFF
-    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-@intrinsic
-def _crc32c_step64(typingctx, crc, word):
-    """One SSE4.2 `crc32` instruction over 8 bytes (no pre/post inversion)."""
-    def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64), ir.IntType(64)])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse42.crc32.64.64")
-        return builder.call(fn, args)
-    return types.uint64(types.uint64, types.uint64), codegen
-
-
-@intrinsic
-def _crc32c_step8(typingctx, crc, byte):
-    """One SSE4.2 `crc32` instruction over 1 byte."""
-    def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32), ir.IntType(8)])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse42.crc32.32.8")
-        return builder.call(fn, [args[0], args[1]])
-    return types.uint32(types.uint32, types.uint8), codegen
-
-
-@njit
-def _masked_crc32c_hw(buf, p, n, tab):
-    """_masked_crc32c with the CPU's CRC32C instruction (x86-64 with SSE4.2); `tab` unused."""
-    crc = np.uint64(0xFFFFFFFF)
-    e = p + n
-    while p + 8 <= e:
-        crc = _crc32c_step64(crc, _u64(buf, p))
-        p += 8
-    c32 = np.uint32(crc)
-    while p < e:
-        c32 = _crc32c_step8(c32, buf[p])
-        p += 1
-    c = np.int64(c32) ^ 0xFFFFFFFF
-    return ((((c >> 15) | (c << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 @njit
@@ -585,17 +518,6 @@ SCAN_SIGNATURE = types.void(
 GROUP_SIGNATURE = types.void(
     _P(types.int32), _P(types.int64), _P(types.float64), _P(types.float64), types.int64,
     _P(types.int64), _P(types.int64), _P(types.float64), _P(types.float64))
-
-
-def _hardware_crc() -> bool:
-    """Use the CRC32C instruction when the code is built for this x86-64 CPU and it has SSE4.2."""
-    import llvmlite.binding as llvm
-
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
-    if os.environ.get("NUMBA_CPU_NAME") or os.environ.get("NUMBA_CPU_FEATURES"):
-        return False  # a portable build for other CPUs: stay with the tables
-    return bool(llvm.get_host_cpu_features().get("sse4.2"))
 
 
 def _object(entry) -> tuple[str, bytes]:
