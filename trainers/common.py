@@ -1,191 +1,32 @@
-"""What both trainers share: the command line, status and settings files, the shared initial
-weights, the logging cadence and the training loop itself.
+"""What both trainers share: the logging cadence, the training loop, the records written the same
+way on both sides (histogram buckets, embedding rows, settings that do not depend on the framework)
+and the optional export extensions.
 
 Framework code lives in ``torch_trainer.py`` / ``tf_trainer.py`` behind a small adapter (see
 ``Adapter``); everything that decides *when* something happens lives here, so the two frameworks
-cannot drift apart in cadence. This module imports numpy only: a bad spec is refused before the
+cannot drift apart in cadence. The command line, status.json, settings.json and the exit codes are
+``trainers.runtime``'s; the layer plan and the shared initial weights are ``trainers.weights``'s;
+both are re-exported here. This module imports numpy only: a bad spec is refused before the
 seconds-long framework import.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import signal
 import sys
 import time
-import traceback
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from trainers import data
-from trainers.spec import RunSpec, SpecError
+from trainers.runtime import (FRAMEWORK_DIRS, SETTINGS_KEYS, STATUS_MIN_INTERVAL_S, Paths,  # noqa: F401
+                              StatusFile, atomic_write_bytes, atomic_write_json, parse_args, run_guarded,
+                              write_settings)
+from trainers.spec import RunSpec
+from trainers.weights import (CONV_CHANNELS, SHARED_INIT_DESC, Layer, apply_init, chw_to_hwc_rows,  # noqa: F401
+                              ensure_shared_init, file_sha256, layer_plan, shared_init)
 
-FRAMEWORK_DIRS = {"torch": "torch", "tensorflow": "tensorflow"}  # framework -> event folder name
-STATUS_MIN_INTERVAL_S = 0.5  # status.json rewrites on log steps are throttled to this (each costs ~0.1 ms)
 FLUSH_S = 2  # event-file flush interval, both writers: curves stay live in the dashboard
-
-
-# --- command line --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Paths:
-    spec_path: Path  # the run's spec.json
-    run_dir: Path  # the folder holding spec.json (and init.npz)
-    logdir: Path  # the framework's event folder: run_dir/<framework> unless --logdir
-
-
-def parse_args(framework: str, argv: list[str] | None = None) -> tuple[RunSpec, Paths]:
-    """Reads and validates the spec; on any problem prints one line and exits 2."""
-    p = argparse.ArgumentParser(prog=f"python -m trainers.{'torch' if framework == 'torch' else 'tf'}_trainer",
-                                description=f"Train one {framework} run described by a spec.json.")
-    p.add_argument("spec", type=Path, help="path to the run's spec.json")
-    p.add_argument("--logdir", type=Path, default=None,
-                   help=f"event folder (default: the spec's folder / {FRAMEWORK_DIRS[framework]})")
-    args = p.parse_args(argv)
-    spec_path = args.spec.resolve()
-    logdir = (args.logdir or spec_path.parent / FRAMEWORK_DIRS[framework]).resolve()
-    paths = Paths(spec_path, spec_path.parent, logdir)
-    try:
-        spec = RunSpec.load(spec_path)
-    except (SpecError, OSError, ValueError, TypeError) as exc:
-        kind = "bad spec" if isinstance(exc, (SpecError, ValueError, TypeError)) else "cannot read spec"
-        msg = f"{framework} trainer: {kind} {spec_path}: {exc}"
-        print(msg, file=sys.stderr)
-        if spec_path.parent.is_dir():  # let the dashboard see why, when it can
-            StatusFile(logdir, 0).failed(0, msg)
-        sys.exit(2)
-    return spec, paths
-
-
-# --- files written atomically --------------------------------------------------------------------
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Readers never see a half-written file: write a private temp file, then rename over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
-
-
-class StatusFile:
-    """``<logdir>/status.json``: {"state", "step", "total_steps", "updated", "error"}."""
-
-    def __init__(self, logdir: Path, total_steps: int):
-        self.path = Path(logdir) / "status.json"
-        self.total_steps = total_steps
-        self.step = 0  # the last step reported to running(); a failure is reported at it
-        self._last = 0.0
-
-    def _write(self, state: str, step: int, error: str | None) -> None:
-        self._last = time.time()
-        atomic_write_json(self.path, {"state": state, "step": int(step), "total_steps": int(self.total_steps),
-                                      "updated": self._last, "error": error})
-
-    def running(self, step: int, force: bool = False) -> None:
-        self.step = step
-        # Throttled: at log_every=1 a rewrite per step would cost more than the step itself.
-        if force or time.time() - self._last >= STATUS_MIN_INTERVAL_S:
-            self._write("running", step, None)
-
-    def finished(self, step: int) -> None:
-        self._write("finished", step, None)
-
-    def failed(self, step: int | None, error: str) -> None:
-        self._write("failed", self.step if step is None else step, error)
-
-
-# --- shared initial weights ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Layer:
-    name: str  # dense0, conv0, out ...: the same name in both frameworks and in the tags
-    kind: str  # "dense" or "conv"
-    weight_shape: tuple[int, ...]  # torch layout: Linear [out, in]; Conv2d [out, in, kh, kw]
-    fan_in: int
-    activation: str  # "relu" or "none"
-
-
-CONV_CHANNELS = (8, 16)  # conv0, conv1 output channels; 3x3 kernels, same padding, stride 1
-
-
-def layer_plan(spec: RunSpec, n_features: int, n_outputs: int) -> list[Layer]:
-    """The parametric layers in order; both frameworks build exactly these."""
-    layers: list[Layer] = []
-    if spec.model == "cnn":
-        side = int(round(n_features ** 0.5))  # digits: 8x8, one channel
-        c_in = 1
-        for i, c_out in enumerate(CONV_CHANNELS):
-            layers.append(Layer(f"conv{i}", "conv", (c_out, c_in, 3, 3), c_in * 9, "relu"))
-            c_in = c_out
-        widths, fan = [spec.hidden[-1]], c_in * side * side
-    else:
-        widths, fan = list(spec.hidden), n_features
-    for i, w in enumerate(widths):
-        layers.append(Layer(f"dense{i}", "dense", (w, fan), fan, "relu"))
-        fan = w
-    layers.append(Layer("out", "dense", (n_outputs, fan), fan, "none"))
-    return layers
-
-
-def shared_init(spec: RunSpec, layers: list[Layer]) -> dict[str, np.ndarray]:
-    """torch's default scheme drawn with numpy from the seed, torch layout names and shapes.
-
-    kaiming_uniform(a=sqrt(5)) has bound gain*sqrt(3/fan_in) = sqrt(1/3)*sqrt(3/fan_in) = 1/sqrt(fan_in);
-    the bias is U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Drawn in float64, then cast to the run dtype.
-    For the CNN, dense0.weight columns follow torch's NCHW flatten order (c, h, w).
-    """
-    rng = np.random.default_rng([spec.seed, 3])
-    out: dict[str, np.ndarray] = {}
-    for layer in layers:
-        bound = 1.0 / np.sqrt(layer.fan_in)
-        out[f"{layer.name}.weight"] = rng.uniform(-bound, bound, size=layer.weight_shape).astype(spec.dtype)
-        out[f"{layer.name}.bias"] = rng.uniform(-bound, bound, size=layer.weight_shape[0]).astype(spec.dtype)
-    return out
-
-
-def _npz_bytes_deterministic(arrays: dict[str, np.ndarray], path: Path) -> None:
-    # np.savez stamps the current time into the zip: two trainers would write different bytes.
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name in sorted(arrays):
-            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-
-
-def ensure_shared_init(spec: RunSpec, layers: list[Layer], run_dir: Path) -> tuple[dict[str, np.ndarray], Path]:
-    """Writes ``run_dir/init.npz`` if missing (both trainers may race: same bytes, atomic rename)
-    and returns what the file holds, checked against the layer plan."""
-    path = run_dir / "init.npz"
-    expected = shared_init(spec, layers)
-    if not path.exists():
-        tmp = path.with_name(f".init.npz.{os.getpid()}.tmp")
-        _npz_bytes_deterministic(expected, tmp)
-        os.replace(tmp, path)
-    with np.load(path, allow_pickle=False) as z:
-        loaded = {k: z[k] for k in z.files}
-    for name, arr in expected.items():
-        got = loaded.get(name)
-        if got is None or got.shape != arr.shape or got.dtype != arr.dtype:
-            desc = "missing" if got is None else f"{got.dtype}{list(got.shape)}"
-            raise ValueError(f"{path}: {name} is {desc}, the spec needs {arr.dtype}{list(arr.shape)}")
-    return loaded, path
-
-
-def chw_to_hwc_rows(c: int, h: int, w: int) -> np.ndarray:
-    """Row order that turns torch's NCHW-flatten dense kernel into the NHWC-flatten one:
-    tf_kernel = torch_weight.T[perm], since perm[(h*W + w)*C + c] = (c*H + h)*W + w."""
-    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
-
-
-def file_sha256(path: Path) -> str:
-    import hashlib
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # --- cadence -------------------------------------------------------------------------------------
@@ -221,25 +62,7 @@ class Cadence:
         return step in self.embedding_steps or step == self.total_steps
 
 
-# --- settings.json -------------------------------------------------------------------------------
-SETTINGS_KEYS = (
-    "framework", "framework_version", "logger", "execution_mode", "device", "threads", "math_library",
-    "dtype", "seed", "init", "init_sha256", "optimizer", "loss", "model", "layers", "total_params",
-    "batch_norm", "dropout", "data_layout", "data", "batch_size", "epochs", "steps_per_epoch",
-    "total_steps", "log_every", "histogram_every", "histogram_bins", "validation", "python",
-)
-
-
-def write_settings(logdir: Path, **settings: Any) -> dict[str, Any]:
-    """Both trainers pass exactly SETTINGS_KEYS, so the Parity page can diff them key by key."""
-    missing = [k for k in SETTINGS_KEYS if k not in settings]
-    extra = [k for k in settings if k not in SETTINGS_KEYS]
-    assert not missing and not extra, f"settings keys: missing {missing}, unexpected {extra}"
-    ordered = {k: settings[k] for k in SETTINGS_KEYS}
-    atomic_write_json(Path(logdir) / "settings.json", ordered)
-    return ordered
-
-
+# --- settings that do not depend on the framework ------------------------------------------------
 def common_settings(spec: RunSpec, cadence: Cadence, ds: data.Dataset) -> dict[str, Any]:
     """The settings that do not depend on the framework (still written by each side)."""
     return {
@@ -256,6 +79,7 @@ def common_settings(spec: RunSpec, cadence: Cadence, ds: data.Dataset) -> dict[s
     }
 
 
+# --- histograms ----------------------------------------------------------------------------------
 HISTOGRAM_BINS = 30  # equal-width bins over [min, max], as tf.summary.histogram's default
 
 
@@ -305,6 +129,7 @@ def histogram_many(arrays: list[np.ndarray], k: int = HISTOGRAM_BINS) -> tuple[n
     return out, stats
 
 
+# --- optimizer description -----------------------------------------------------------------------
 def describe_optimizer(spec: RunSpec, implementation: str, hyper_dtype: str, weight_decay_form: str,
                        eps: float | None = None) -> dict[str, Any]:
     """One dict shape for both frameworks; values say what really ran."""
@@ -404,31 +229,15 @@ Body = Callable[[RunSpec, Paths, data.Dataset, Cadence, StatusFile], None]
 
 
 def run_main(framework: str, body: Body, argv: list[str] | None = None) -> int:
-    """Spec errors exit 2; any other failure marks status.json failed, prints one line and the
-    traceback to stderr, and exits 1. SIGTERM (the launcher's stop) counts as a failure too."""
-    spec, paths = parse_args(framework, argv)
-    status = StatusFile(paths.logdir, 0)
+    """Loads the data and the cadence, marks the run started and calls ``body``; the exit codes
+    (spec errors 2, any other failure or SIGTERM 1) are ``runtime.run_guarded``'s."""
 
-    def on_term(signum, _frame):
-        raise KeyboardInterrupt(f"stopped by signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
+    def start(spec: RunSpec, paths: Paths, status: StatusFile) -> None:
         ds = data.load(spec)
         cadence = Cadence.from_spec(spec, len(ds.x_train))
         status.total_steps = cadence.total_steps
         paths.logdir.mkdir(parents=True, exist_ok=True)
         status.running(0, force=True)
         body(spec, paths, ds, cadence, status)
-        return 0
-    except BaseException as exc:  # noqa: BLE001 - reported and turned into an exit status
-        if isinstance(exc, SystemExit) and not exc.code:
-            return 0
-        msg = f"{type(exc).__name__}: {exc}"
-        try:
-            status.failed(None, msg)
-        except OSError:
-            pass
-        print(f"{framework} trainer failed: {msg}", file=sys.stderr)
-        traceback.print_exc(file=sys.stderr)
-        return 1
+
+    return run_guarded(framework, start, argv)

@@ -1,23 +1,22 @@
 """PyTorch side of a matched pair: `python -m trainers.torch_trainer RUN_DIR/spec.json [--logdir DIR]`.
 
 Eager PyTorch, torch.optim, tensorboardX. The cadence and the loop are trainers.common's; this file
-builds the model, loads the shared weights and writes the records. torch is imported inside `_run`,
-so a bad spec is refused before the 3 s import.
+builds the model, loads the shared weights and writes the records (encoded by trainers.torch_events).
+torch is imported inside `_run`, so a bad spec is refused before the 3 s import.
 """
 from __future__ import annotations
 
-import math
-import struct
 import sys
 import time
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trainers import common, data
 from trainers.spec import RunSpec
+from trainers.torch_events import (encode_scalar_event, f32, frame_record, make_writer,  # noqa: F401
+                                   scalar_event_head, scalar_tail_prefix)
 
 TORCH_DEFAULT_ADAM_EPS = 1e-8  # torch.optim.Adam's default, used with init=native
 
@@ -73,92 +72,6 @@ def make_optimizer(spec: RunSpec, params):
                             weight_decay=spec.weight_decay, amsgrad=False, foreach=False)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    n &= (1 << 64) - 1  # int64 two's complement, as protobuf encodes a negative step
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _f32(value: float) -> bytes:
-    try:
-        return struct.pack("<f", value)
-    except OverflowError:  # beyond float32: protobuf stores +-inf, struct refuses
-        return struct.pack("<f", math.copysign(math.inf, value))
-
-
-def scalar_tail_prefix(tag: str) -> bytes:
-    """The bytes of a scalar Event between its step and its float32 value: summary (field 5)
-    holding one Value {tag (1), simple_value (2)}. Constant per tag, so computed once."""
-    raw = tag.encode()
-    value_msg_len = 1 + len(_varint(len(raw))) + len(raw) + 5  # tag field + simple_value field
-    summary = b"\x0a" + _varint(value_msg_len) + b"\x0a" + _varint(len(raw)) + raw + b"\x15"
-    return b"\x2a" + _varint(value_msg_len + 1 + len(_varint(value_msg_len))) + summary
-
-
-def scalar_event_head(wall_time: float, step: int) -> bytes:
-    """wall_time (field 1, double) and step (field 2, varint; protobuf omits a 0 step)."""
-    return b"\x09" + struct.pack("<d", wall_time) + (b"\x10" + _varint(step) if step else b"")
-
-
-def encode_scalar_event(head: bytes, tail_prefix: bytes, value: float) -> bytes:
-    """The serialized Event that SummaryWriter.add_scalar writes, byte for byte (tested against
-    protobuf), from scalar_event_head() and scalar_tail_prefix(tag): ~1 us against ~25 us for
-    building and serializing the three messages."""
-    return head + tail_prefix + _f32(value)
-
-
-def frame_record(data: bytes, crc=None) -> bytes:
-    """TFRecord framing as tensorboardX's RecordWriter.write does it: length, masked CRC32C of the
-    length, data, masked CRC32C of the data."""
-    crc = crc or _masked_crc
-    header = struct.pack("<Q", len(data))
-    return header + struct.pack("<I", crc(header)) + data + struct.pack("<I", crc(data))
-
-
-def _masked_crc(data: bytes) -> int:
-    from tensorboardX.record_writer import masked_crc32c  # google-crc32c's CRC once make_writer ran
-
-    return masked_crc32c(data)
-
-
-def make_writer(logdir: Path):
-    """A tensorboardX SummaryWriter whose events are written in the training thread.
-
-    Stock tensorboardX hands every event to a writer thread through a multiprocessing.Queue: the
-    queue pickles it (~75 us of CPU per event, measured) and each hand-off trades the GIL with the
-    training loop. Writing in the caller's thread instead (serialize, CRC, a buffered file write:
-    a few us) gives the same file and the same bytes; `TorchAdapter.maybe_flush` flushes it every
-    FLUSH_S seconds as the stock thread would. The pure-Python CRC32C is swapped for google-crc32c's
-    when installed. Internals of the pinned tensorboardX: any surprise keeps the stock path.
-    """
-    from tensorboardX import SummaryWriter, record_writer
-
-    try:
-        import google_crc32c
-        record_writer.crc32c = google_crc32c.value
-    except ImportError:
-        pass
-    writer = SummaryWriter(str(logdir), flush_secs=common.FLUSH_S, max_queue=1000)
-    efw = writer._get_file_writer().event_writer
-
-    class NoThread:
-        def stop(self) -> None:  # EventFileWriter.close() stops its worker
-            pass
-
-    try:
-        sync_write = efw._ev_writer.write_event
-        efw._worker.stop()  # the stock thread exits: nothing was queued yet
-        efw._worker = NoThread()
-        efw.add_event = sync_write
-    except AttributeError:
-        pass
-    return writer
-
-
 class TorchAdapter:
     def __init__(self, spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, paths: common.Paths,
                  layers: list[common.Layer], model, optimizer, writer):
@@ -207,7 +120,7 @@ class TorchAdapter:
             prefix = self.tag_prefixes.get(tag)
             if prefix is None:
                 prefix = self.tag_prefixes[tag] = scalar_tail_prefix(tag)
-            records.append(frame_record(head + prefix + _f32(value), self.crc))
+            records.append(frame_record(head + prefix + f32(value), self.crc))
         ev = self.events_writer
         with ev._lock:
             ev._py_recordio_writer._writer.write(b"".join(records))
@@ -354,15 +267,9 @@ def _run(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.C
     layers = common.layer_plan(spec, ds.n_features, ds.n_outputs)
     torch.manual_seed(spec.seed)  # native init draws from torch's generator
     model = build_model(spec, layers, ds.n_features, dtype)
-    if spec.init == "shared":
-        arrays, init_path = common.ensure_shared_init(spec, layers, paths.run_dir)
-        load_shared(model, layers, arrays)
-        init_desc = ("shared: init.npz (numpy from the seed: kaiming_uniform(a=sqrt(5)), "
-                     "bias U(±1/sqrt(fan_in)))")
-        init_sha = common.file_sha256(init_path)
-    else:
-        init_desc = "native: kaiming_uniform(a=sqrt(5)), bias U(±1/sqrt(fan_in)) (torch.manual_seed(seed))"
-        init_sha = None
+    init_desc, init_sha = common.apply_init(
+        spec, layers, paths.run_dir, lambda arrays: load_shared(model, layers, arrays),
+        "native: kaiming_uniform(a=sqrt(5)), bias U(±1/sqrt(fan_in)) (torch.manual_seed(seed))")
     optimizer = make_optimizer(spec, model.parameters())
     paths.logdir.mkdir(parents=True, exist_ok=True)
     common.write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha,
