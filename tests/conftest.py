@@ -8,6 +8,7 @@ machine, so the suite pays for it once.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,22 @@ from trainers.spec import RunSpec
 
 REAL_SPEC = RunSpec(task="digits", model="mlp", hidden=(64, 32), steps=20, epochs=1, log_every=1,
                     histogram_every=5, embedding_steps=(10,), embedding_samples=24)
+
+
+@pytest.fixture
+def logdir(tmp_path, monkeypatch):
+    """A fresh logdir whose launches run tests/stub_trainer.py (modes via STUB_* env vars);
+    teardown kills whatever the test left running under it."""
+    from tests.stub_trainer import STUB, kill_spawned
+
+    root = tmp_path / "logs"
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(root))
+    monkeypatch.setenv("TWINBOARD_TRAINER_CMD", f"{sys.executable} {STUB} {{spec}} {{framework}}")
+    monkeypatch.setenv("TWINBOARD_MAX_PROCS", "2")
+    for name in [k for k in os.environ if k.startswith("STUB_")]:
+        monkeypatch.delenv(name)
+    yield root
+    kill_spawned(root)
 
 
 @dataclass(frozen=True)

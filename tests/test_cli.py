@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import subprocess
 import sys
 import time
@@ -11,24 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.stub_trainer import STUB, kill_spawned
 from trainers.spec import RunSpec
 from twinboard import __main__ as cli
 from twinboard import launcher
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def logdir(tmp_path, monkeypatch):
-    root = tmp_path / "logs"
-    monkeypatch.setenv("TWINBOARD_LOGDIR", str(root))
-    monkeypatch.setenv("TWINBOARD_TRAINER_CMD", f"{sys.executable} {STUB} {{spec}} {{framework}}")
-    monkeypatch.setenv("TWINBOARD_MAX_PROCS", "2")
-    for name in [k for k in os.environ if k.startswith("STUB_")]:
-        monkeypatch.delenv(name)
-    yield root
-    kill_spawned(root)
 
 
 def launch_parser() -> argparse.ArgumentParser:

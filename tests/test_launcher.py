@@ -14,25 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.stub_trainer import STUB, group_alive, kill_spawned
+from tests.stub_trainer import group_alive
 from trainers.spec import RunSpec
 from twinboard import launcher, local_backend
 from twinboard.launcher import Failed, Finished, Launched, Stopped
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = RunSpec(steps=5, epochs=1)
-
-
-@pytest.fixture
-def logdir(tmp_path, monkeypatch):
-    root = tmp_path / "logs"
-    monkeypatch.setenv("TWINBOARD_LOGDIR", str(root))
-    monkeypatch.setenv("TWINBOARD_TRAINER_CMD", f"{sys.executable} {STUB} {{spec}} {{framework}}")
-    monkeypatch.setenv("TWINBOARD_MAX_PROCS", "2")
-    for name in [k for k in os.environ if k.startswith("STUB_")]:
-        monkeypatch.delenv(name)
-    yield root
-    kill_spawned(root)
 
 
 def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
