@@ -132,11 +132,17 @@ def test_float64_loss_every_step_as_double_tensor(runs, name):
 
 @pytest.mark.parametrize("name", ["mlp", "spirals"])
 def test_float32_runs_agree(runs, name):
-    a = scalar_series(accumulate(runs[name]["torch"]), "loss/train")
-    b = scalar_series(accumulate(runs[name]["tensorflow"]), "loss/train")
+    ea = {fw: accumulate(runs[name][fw]) for fw in MODULES}
+    a, b = (scalar_series(ea[fw], "loss/train") for fw in MODULES)
     assert a.keys() == b.keys()
     for step in a:
         assert a[step] == pytest.approx(b[step], rel=1e-5), step
+    # torch computes accuracy/train at the flush, from the logits it held: same steps, same values
+    # (a near-tie may flip one sample between frameworks in float32)
+    a, b = (scalar_series(ea[fw], "accuracy/train") for fw in MODULES)
+    assert a.keys() == b.keys() and not any(np.isnan(list(a.values())))
+    assert max(abs(a[s] - b[s]) for s in a) <= 1 / SPECS[name].batch_size, (a, b)
+    assert len(set(a.values())) > 1  # it moves as the model learns
 
 
 @pytest.mark.parametrize("name", list(SPECS))
@@ -246,21 +252,6 @@ def test_shared_init_bytes_do_not_depend_on_who_writes(tmp_path):
     assert arrays["conv1.weight"].shape == (16, 8, 3, 3) and arrays["dense0.weight"].shape == (16, 1024)
     bound = 1 / np.sqrt(8 * 9)
     assert np.abs(arrays["conv1.weight"]).max() <= bound and arrays["conv1.weight"].dtype == np.float64
-
-
-@pytest.mark.parametrize("wall, step, tag, value", [
-    (1.7e9 + 0.123, 1, "loss/train", 0.5), (0.5, 0, "lr", 0.0), (1e9, 2**40, "perf/samples_per_s", 1e39),
-    (3.0, 300, "t" * 200, float("nan")), (3.0, 7, "accuracy/val", -1e-40), (2.0, 5, "loss/ü", float("-inf")),
-])
-def test_fast_scalar_event_is_byte_identical_to_protobuf(wall, step, tag, value):
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.compat.proto.summary_pb2 import Summary
-
-    from trainers.torch_trainer import encode_scalar_event, scalar_event_head, scalar_tail_prefix
-
-    ref = Event(wall_time=wall, step=step, summary=Summary(value=[Summary.Value(tag=tag, simple_value=value)]))
-    got = encode_scalar_event(scalar_event_head(wall, step), scalar_tail_prefix(tag), value)
-    assert got == ref.SerializeToString()
 
 
 def test_flatten_order_permutation():

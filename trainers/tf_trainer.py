@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -277,8 +278,10 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, model, la
     )
 
 
-def _run(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.Cadence,
-         status: common.StatusFile) -> None:
+@contextmanager
+def open_adapter(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.Cadence):
+    """Model, shared or native weights, settings.json and the default tf.summary writer, as the
+    TFAdapter (its functions traced) that common.train drives; the writer is closed on the way out."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # hide TF's INFO banner lines on stderr
     import tensorflow as tf
 
@@ -306,11 +309,16 @@ def _run(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.C
                                            flush_millis=common.FLUSH_S * 1000)
     try:
         with writer.as_default():
-            adapter = TFAdapter(spec, ds, cadence, paths, layers, model, writer)
-            common.train(spec, ds, cadence, adapter, status)
-            adapter.check_step(cadence.total_steps)
+            yield TFAdapter(spec, ds, cadence, paths, layers, model, writer)
     finally:
         writer.close()
+
+
+def _run(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.Cadence,
+         status: common.StatusFile) -> None:
+    with open_adapter(spec, paths, ds, cadence) as adapter:
+        common.train(spec, ds, cadence, adapter, status)
+        adapter.check_step(cadence.total_steps)
 
 
 def main(argv: list[str] | None = None) -> int:

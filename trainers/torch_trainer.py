@@ -6,17 +6,18 @@ torch is imported inside `_run`, so a bad spec is refused before the 3 s import.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from trainers import common, data
 from trainers.spec import RunSpec
-from trainers.torch_events import (encode_scalar_event, f32, frame_record, make_writer,  # noqa: F401
-                                   scalar_event_head, scalar_tail_prefix)
+from trainers.torch_events import make_writer
 
 TORCH_DEFAULT_ADAM_EPS = 1e-8  # torch.optim.Adam's default, used with init=native
 
@@ -85,17 +86,12 @@ class TorchAdapter:
 
         self.torch, self.spec, self.ds, self.paths = torch, spec, ds, paths
         self.model, self.opt, self.writer = model, optimizer, writer
-        self.fw = writer._get_file_writer()
-        self.add_event = self.fw.event_writer.add_event
-        # tensorboardX's EventsWriter (its lock, its record writer's file): the scalars of a step go
-        # out framed in one write. None if the pinned internals ever move: protobuf path then.
-        ev = getattr(self.fw.event_writer, "_ev_writer", None)
-        self.events_writer = ev if hasattr(ev, "_lock") and hasattr(
-            getattr(ev, "_py_recordio_writer", None), "_writer") else None
-        self.tag_prefixes: dict[str, bytes] = {}
-        from tensorboardX.record_writer import masked_crc32c
-        self.crc = masked_crc32c
+        self.add_event = writer._get_file_writer().event_writer.add_event
+        self.events = writer.buffered  # None if make_writer kept the stock path
+        self.ids: dict[tuple[tuple[str, ...], str], tuple[int, ...]] = {}
         self.last_flush = time.time()
+        if self.events is not None:
+            self.events.fill = self._accuracies
         self.layers = param_layers(model, layers)
         self.classify = ds.n_classes > 0
         self.loss_fn = F.cross_entropy if self.classify else F.mse_loss
@@ -107,30 +103,49 @@ class TorchAdapter:
         self.emb_idx = data.embedding_indices(spec, ds)
 
     # -- records --
-    def _scalars(self, step: int, wall: float, items) -> None:
-        """(tag, value) pairs as the events SummaryWriter.add_scalar would write, one simple_value
-        each, encoded directly (encode_scalar_event) and appended in a single framed write."""
-        if self.events_writer is None:
-            for tag, value in items:
-                self.add_event(self.Event(wall_time=wall, step=step, summary=self.Summary(
-                    value=[self.Summary.Value(tag=tag, simple_value=value)])))
+    def _scalars(self, step: int, wall: float, tags: tuple[str, ...], values: list[float],
+                 kind: str = "simple", held=None) -> None:
+        """Scalars as SummaryWriter.add_scalar writes them (kind "simple": simple_value, float32) or
+        as a DT_DOUBLE tensor under the scalars plugin ("double"), which TensorBoard charts the same.
+        Held as numbers by the BufferedEvents until the next flush encodes them."""
+        if self.events is not None:
+            ids = self.ids.get((tags, kind))
+            if ids is None:
+                ids = self.ids[(tags, kind)] = self.events.tag_ids(tags, kind)
+            self.events.scalars(step, wall, ids, values, held)
             return
-        head, records = scalar_event_head(wall, step), []
-        for tag, value in items:
-            prefix = self.tag_prefixes.get(tag)
-            if prefix is None:
-                prefix = self.tag_prefixes[tag] = scalar_tail_prefix(tag)
-            records.append(frame_record(head + prefix + f32(value), self.crc))
-        ev = self.events_writer
-        with ev._lock:
-            ev._py_recordio_writer._writer.write(b"".join(records))
-            ev._num_outstanding_events += len(records)
+        for tag, value in zip(tags, values):  # the stock path: protobuf messages
+            if kind == "simple":
+                val = self.Summary.Value(tag=tag, simple_value=value)
+            else:
+                val = self.Summary.Value(tag=tag, metadata=self.scalars_meta, tensor=self.TensorProto(
+                    dtype=self.DT_DOUBLE, tensor_shape=self.scalar_shape, double_val=[value]))
+            self.add_event(self.Event(wall_time=wall, step=step, summary=self.Summary(value=[val])))
+
+    def _accuracies(self, held: list[tuple[Any, np.ndarray]]) -> list[float]:
+        """accuracy/train of held (logits, labels) pairs, all at once (on the writer thread): argmax
+        over the concatenated logits, hits / batch size in float64; the first maximum wins a tie,
+        as numpy's argmax on the stock path."""
+        torch = self.torch
+        with torch.no_grad():
+            pred = torch.argmax(torch.cat([o for o, _ in held]), 1).numpy()
+        correct = pred == np.concatenate([y for _, y in held])
+        bs = len(held[0][1])
+        if all(len(y) == bs for _, y in held):  # always, but for a spec whose batch is the whole set
+            hits = np.count_nonzero(correct.reshape(len(held), bs), axis=1).tolist()
+        else:
+            ends = np.cumsum([len(y) for _, y in held])
+            hits = [np.count_nonzero(correct[e - len(y):e]) for e, (_, y) in zip(ends, held)]
+        return [h / len(y) for h, (_, y) in zip(hits, held)]
 
     def maybe_flush(self) -> None:
         now = time.time()
         if now - self.last_flush >= common.FLUSH_S:
             self.last_flush = now
-            self.writer.flush()
+            if self.events is not None:
+                self.events.flush_async()
+            else:
+                self.writer.flush()
 
     def train_step(self, step: int, idx: np.ndarray, want_grads: bool, log: bool):
         y = self.ds.y_train[idx]
@@ -143,18 +158,21 @@ class TorchAdapter:
         return out, y, loss
 
     def write_fp64_loss(self, step: int, handle) -> None:
-        value = handle[2].item()
-        tensor = self.TensorProto(dtype=self.DT_DOUBLE, tensor_shape=self.scalar_shape, double_val=[value])
-        summary = self.Summary(value=[self.Summary.Value(tag="loss/train_fp64", tensor=tensor,
-                                                         metadata=self.scalars_meta)])
-        self.add_event(self.Event(wall_time=time.time(), step=step, summary=summary))
+        self._scalars(step, time.time(), ("loss/train_fp64",), [handle[2].item()], "double")
 
     def write_train_scalars(self, step: int, handle, perf: dict[str, float]) -> None:
         out, y, loss = handle
-        items = [("loss/train", loss.item()), ("lr", self.spec.lr), *perf.items()]
-        if self.classify:  # numpy on [batch, classes] logits: cheaper than three torch ops
-            items.append(("accuracy/train", np.count_nonzero(out.detach().numpy().argmax(1) == y) / len(y)))
-        self._scalars(step, time.time(), items)
+        values = [loss.item(), self.spec.lr, *perf.values()]
+        if self.classify:
+            if self.events is None:
+                values.append(np.count_nonzero(out.detach().numpy().argmax(1) == y) / len(y))
+                self._scalars(step, time.time(), ("loss/train", "lr", *perf, "accuracy/train"), values)
+            else:  # an argmax in the loop costs ~18 us a step; all of them at the flush, a few us
+                values.append(math.nan)
+                self._scalars(step, time.time(), ("loss/train", "lr", *perf, "accuracy/train"), values,
+                              held=(out, y))
+        else:
+            self._scalars(step, time.time(), ("loss/train", "lr", *perf), values)
         self.maybe_flush()
 
     def write_histograms(self, step: int, handle) -> None:
@@ -180,10 +198,11 @@ class TorchAdapter:
         with self.torch.no_grad():
             out = self.model(self.x_val)
             loss = self.loss_fn(out, self.y_val).item()
-        items = [("loss/val", loss)]
         if self.classify:
-            items.append(("accuracy/val", (out.argmax(1) == self.y_val).double().mean().item()))
-        self._scalars(step, time.time(), items)
+            acc = (out.argmax(1) == self.y_val).double().mean().item()
+            self._scalars(step, time.time(), ("loss/val", "accuracy/val"), [loss, acc])
+        else:
+            self._scalars(step, time.time(), ("loss/val",), [loss])
         self.maybe_flush()
 
     def export_graph(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -254,8 +273,10 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, model, la
     )
 
 
-def _run(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.Cadence,
-         status: common.StatusFile) -> None:
+@contextmanager
+def open_adapter(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.Cadence):
+    """Model, shared or native weights, optimizer, settings.json and the event writer, as the
+    TorchAdapter that common.train drives; the writer is closed on the way out."""
     import torch
 
     # Before any parallel work: torch refuses a change of inter-op threads afterwards (a second
@@ -275,11 +296,16 @@ def _run(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.C
     common.write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha,
                                                    ds.n_features, dtype))
     writer = make_writer(paths.logdir)
-    adapter = TorchAdapter(spec, ds, cadence, paths, layers, model, optimizer, writer)
     try:
-        common.train(spec, ds, cadence, adapter, status)
+        yield TorchAdapter(spec, ds, cadence, paths, layers, model, optimizer, writer)
     finally:
         writer.close()
+
+
+def _run(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.Cadence,
+         status: common.StatusFile) -> None:
+    with open_adapter(spec, paths, ds, cadence) as adapter:
+        common.train(spec, ds, cadence, adapter, status)
 
 
 def main(argv: list[str] | None = None) -> int:
