@@ -165,7 +165,8 @@ def _speed(pair: runs.Pair, left: dict, right: dict, settings: tuple) -> None:
     if any(modes):
         st.caption(f"Execution: {a} {modes[0] or 'unknown'}; {b} {modes[1] or 'unknown'}. "
                    "Medians over the logged `perf/*` points (each one the mean step time since the "
-                   "previous log step), so warm-up steps and a busy machine weigh little.")
+                   "previous point, about a second of training), so warm-up steps and a busy "
+                   "machine weigh little.")
 
 
 def _settings_section(pair: runs.Pair, settings: tuple, problems: list[str], diff: pd.DataFrame,

@@ -287,3 +287,36 @@ def test_cadence():
     assert [s for s in range(1, 26) if cad.is_validation(s)] == [10, 20, 25]
     assert [s for s in range(1, 26) if cad.is_embedding(s)] == [7, 25]
     assert common.Cadence.from_spec(RunSpec(batch_size=32), 1437).histogram_every == 44 // 4
+
+
+def test_cadence_without_ends_and_time_sampled_perf(tmp_path, monkeypatch):
+    cad = common.Cadence(total_steps=25, steps_per_epoch=26, log_every=1, histogram_every=26,
+                         embedding_steps=frozenset(), ends=False)
+    assert not any(cad.is_graph(s) or cad.is_histogram(s) or cad.is_validation(s) or cad.is_embedding(s)
+                   for s in range(1, 26))
+
+    class Recorder:  # the loop's calls, as a framework adapter receives them
+        def __init__(self):
+            self.perf = {}
+
+        def train_step(self, step, idx, want_grads, log):
+            return None
+
+        def write_train_scalars(self, step, handle, perf):
+            self.perf[step] = perf
+
+        def close(self):
+            pass
+
+    spec = RunSpec(steps=25, epochs=0, log_every=5)
+    ds = data.load(spec)
+    cad = common.Cadence(25, 100, 5, 100, frozenset(), ends=True)
+    for every_s, want in ((0.0, [5, 10, 15, 20, 25]), (1e9, [25])):
+        monkeypatch.setattr(common, "PERF_EVERY_S", every_s)
+        rec = Recorder()
+        rec.export_graph = rec.write_validation = rec.export_embedding = rec.write_histograms = \
+            lambda *a: None
+        common.train(spec, ds, cad, rec, common.StatusFile(tmp_path, 25))
+        assert sorted(rec.perf) == [5, 10, 15, 20, 25]  # loss, accuracy, lr at every log step
+        assert [s for s, p in sorted(rec.perf.items()) if p] == want
+        assert all(p["perf/step_ms"] > 0 and p["perf/samples_per_s"] > 0 for p in rec.perf.values() if p)

@@ -5,17 +5,16 @@ Stock tensorboardX hands every event to a writer thread through a multiprocessin
 pickles it (~75 us of CPU per event, measured) and each hand-off trades the GIL with the training
 loop; building and serializing the three protobuf messages of one scalar costs ~25 us more. At
 log_every=1 that was +80% on a 0.6 ms step. Here a logged step only appends its numbers to a list
-(`BufferedEvents.scalars`); every flush (FLUSH_S, as the stock thread flushes) encodes all of them
-at once (`encode_scalars`: the bytes protobuf would write, tested byte for byte, framed with their
-masked CRC32C) and writes them with every other event in the order they were logged. Events that
-tensorboardX builds itself (histograms, the graph) keep their place in that order.
+(`BufferedEvents.scalars`); every flush (FLUSH_S, as the stock thread flushes) hands them to a
+writer thread (trainers.background) that encodes all of them at once (`encode_scalars`: the bytes
+protobuf would write, tested byte for byte, framed with their masked CRC32C) and writes them with
+every other event in the order they were logged. Events that tensorboardX builds itself
+(histograms, the graph) keep their place in that order.
 tensorboardX is imported inside the functions that need it.
 """
 from __future__ import annotations
 
-import queue
 import struct
-import threading
 from itertools import chain
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import google_crc32c
 import numpy as np
 
 from trainers import common
+from trainers.background import WriterThread
 
 _MASK_DELTA = 0xA282EAD8
 
@@ -192,11 +192,10 @@ class BufferedEvents:
     until a flush: scalars as rows of numbers (`scalars`), any other Event framed at once
     (`write_event`), both in the order they came.
 
-    `flush_async()` hands what is held to a writer thread, which encodes the rows in bulk and writes
-    the lot in one call; the training thread pays for the hand-over only. The thread's work is
-    mostly numpy and torch calls that release the GIL, so it runs beside the training loop when a
-    core is free. `flush()` (what SummaryWriter.flush calls) and `close()` wait until everything
-    held is in the file. A failure in the thread is raised by the next flush, once."""
+    `flush_async()` hands what is held to a WriterThread, which encodes the rows in bulk and writes
+    the lot in one call; the training thread pays for the hand-over only. `flush()` (what
+    SummaryWriter.flush calls) and `close()` wait until everything held is in the file. A failure
+    in the thread is raised by the next flush, once."""
 
     def __init__(self, events_writer):
         self.ev = events_writer  # tensorboardX's EventsWriter: its lock and its buffered file
@@ -208,10 +207,7 @@ class BufferedEvents:
         self.n_scalars = 0
         self.framed: list[tuple[int, bytes]] = []  # (scalars logged before it, framed record)
         self.fill = None  # callable: [held, ...] -> [value, ...]
-        self.error: BaseException | None = None  # the writer thread's failure, not yet raised
-        self.broken = False  # the file failed once: nothing more is written
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
+        self.writer = WriterThread(self._write, "writing the event file")
 
     def tag_ids(self, tags, kind: str = "simple") -> tuple[int, ...]:
         """Ids for `scalars`; kind "simple" (simple_value, float32, as add_scalar writes) or
@@ -263,60 +259,29 @@ class BufferedEvents:
         pieces.append(buf[at:])
         return b"".join(pieces)
 
-    def _write(self, rows, framed) -> None:
-        data = self.encode(rows, framed)
+    def _write(self, held) -> None:
+        data = self.encode(*held)
         with self.ev._lock:
             if data:
                 self.ev._py_recordio_writer._writer.write(data)
         self.ev.flush()
 
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                if not self.broken:
-                    self._write(*item)
-            except BaseException as exc:  # noqa: BLE001 - raised in the training thread at the next flush
-                self.error, self.broken = exc, True
-            finally:
-                self._queue.task_done()
-
-    def _raise(self) -> None:
-        """The writer thread's failure, raised once; what is logged after it is dropped."""
-        if self.error is not None:
-            err, self.error = self.error, None
-            raise RuntimeError(f"writing the event file failed: {type(err).__name__}: {err}") from err
-
     def flush_async(self) -> None:
-        self._raise()
-        if self._thread is None:
-            self._queue = queue.Queue()
-            self._thread = threading.Thread(target=self._work, name="twinboard-events", daemon=True)
-            self._thread.start()
-        self._queue.put(self._take())
+        self.writer.submit(self._take())
 
     def flush(self) -> None:
-        if self._thread is not None:
-            self._queue.join()
-        self._raise()
-        held = self._take()
-        if not self.broken:
-            self._write(*held)
+        self.writer.submit(self._take())
+        self.writer.wait()
 
     def close(self) -> None:
         try:
             self.flush()
         finally:
-            if self._thread is not None:
-                self._queue.put(None)
-                self._thread.join()
-                self._thread = None
+            self.writer.close()
             try:
                 self.ev.close()
             except (OSError, ValueError):
-                if not self.broken:  # a broken file was reported already
+                if not self.writer.broken:  # a broken file was reported already
                     raise
 
 

@@ -160,19 +160,19 @@ class TorchAdapter:
     def write_fp64_loss(self, step: int, handle) -> None:
         self._scalars(step, time.time(), ("loss/train_fp64",), [handle[2].item()], "double")
 
-    def write_train_scalars(self, step: int, handle, perf: dict[str, float]) -> None:
+    def write_train_scalars(self, step: int, handle, perf: dict[str, float] | None) -> None:
         out, y, loss = handle
+        perf = perf or {}
         values = [loss.item(), self.spec.lr, *perf.values()]
-        if self.classify:
-            if self.events is None:
-                values.append(np.count_nonzero(out.detach().numpy().argmax(1) == y) / len(y))
-                self._scalars(step, time.time(), ("loss/train", "lr", *perf, "accuracy/train"), values)
-            else:  # an argmax in the loop costs ~18 us a step; all of them at the flush, a few us
-                values.append(math.nan)
-                self._scalars(step, time.time(), ("loss/train", "lr", *perf, "accuracy/train"), values,
-                              held=(out, y))
-        else:
+        if not self.classify:
             self._scalars(step, time.time(), ("loss/train", "lr", *perf), values)
+        elif self.events is None:
+            values.append(np.count_nonzero(out.detach().numpy().argmax(1) == y) / len(y))
+            self._scalars(step, time.time(), ("loss/train", "lr", *perf, "accuracy/train"), values)
+        else:  # an argmax in the loop costs ~18 us a step; all of them at the flush, a few us
+            values.append(math.nan)
+            self._scalars(step, time.time(), ("loss/train", "lr", *perf, "accuracy/train"), values,
+                          held=(out, y))
         self.maybe_flush()
 
     def write_histograms(self, step: int, handle) -> None:
@@ -225,6 +225,9 @@ class TorchAdapter:
     def close(self) -> None:
         self.writer.flush()
         self.writer.close()
+
+    def background_s(self) -> float:
+        return self.events.writer.busy_s if self.events is not None else 0.0
 
 
 def describe_layers(model, layers: list[common.Layer], n_features: int, dtype) -> list[dict[str, Any]]:
