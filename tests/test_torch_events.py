@@ -4,7 +4,6 @@ Scalars are encoded in bulk with numpy and written by a thread; every byte must 
 would have written record by record: Event serialized by protobuf, framed with masked CRC32C."""
 from __future__ import annotations
 
-import struct
 
 import numpy as np
 import pytest
