@@ -119,6 +119,7 @@ class TFAdapter:
                 scalar(f"accuracy/{prefix}", accuracy(y, out, n), step)
 
         serialized_meta = scalar_meta.SerializeToString()
+        resource = getattr(writer, "_resource", None)  # the writer's handle, as tf.summary.write uses it
         train_tags = ["loss/train", *(["accuracy/train"] if classify else []), "lr"]
 
         def write_train(step, y, out, loss):
@@ -127,8 +128,11 @@ class TFAdapter:
             (a cond) each write wraps around its op: 28 us a step instead of 42 (measured)."""
             values = [loss, *([accuracy(y, out, bs)] if classify else []), spec.lr]
             for tag, value in zip(train_tags, values):
-                tf.raw_ops.WriteSummary(writer=writer._resource, step=step, tensor=tf.cast(value, tf.float32),
-                                        tag=tag, summary_metadata=serialized_meta)
+                if resource is None:  # the pinned TF's writer moved: the public path
+                    scalar(tag, value, step)
+                else:
+                    tf.raw_ops.WriteSummary(writer=resource, step=step, tensor=tf.cast(value, tf.float32),
+                                            tag=tag, summary_metadata=serialized_meta)
             return tf.constant(True)
 
         def step_body(idx, variant: str):
