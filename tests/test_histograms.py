@@ -273,6 +273,9 @@ def test_figures_say_what_they_thinned_and_rebinned(logs):
     edges = common_edges(s.edges, 30)
     fig = hist_charts.offset_figure(s, edges, "#EE4C2C", "t")
     assert len(fig.data) == 30 and "30 of 35 steps" in fig.layout.annotations[0].text
+    drawn = {int(tr.name.split()[-1]) for tr in fig.data}
+    ticks = list(fig.layout.yaxis.tickvals)
+    assert 2 <= len(ticks) <= 8 and set(ticks) <= drawn and min(ticks) == min(drawn)  # no step that is not there
     fig = hist_charts.overlay_figure(s, edges, "#EE4C2C", "t", cap=50)
     assert len(fig.data) == 35 + 1  # every step, plus the colour-bar carrier
     t = store.get("run1/tensorflow", "weights/dense0/kernel")

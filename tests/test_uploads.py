@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -326,3 +327,19 @@ def test_cli_refusal_exits_non_zero_with_the_reason(logdir, tmp_path):
                        timeout=60)
     assert p.returncode == 1 and "run/link" in p.stderr and "symbolic link" in p.stderr, p.stderr
     assert snapshot(logdir) == before
+
+
+def test_temporary_folders_left_by_a_killed_import_are_swept(logdir):
+    old, fresh = logdir / (uploads.TMP_PREFIX + "old"), logdir / (uploads.TMP_PREFIX + "busy")
+    trash = logdir / (uploads.TRASH_PREFIX + "old")
+    for d in (old / "run", fresh / "run", trash):
+        d.mkdir(parents=True)
+    (old / "run" / EV).write_bytes(event_bytes(2))
+    (fresh / "run" / EV).write_bytes(event_bytes(2))
+    stale = time.time() - uploads.STALE_TMP_S - 60
+    for p in (old / "run" / EV, old / "run", old, trash):
+        os.utime(p, (stale, stale))
+    uploads.import_upload([("a.tfevents.1", event_bytes(3))], "swept", logdir)
+    assert not old.exists() and not trash.exists()
+    assert (fresh / "run" / EV).exists()  # another session's import in progress is left alone
+    assert (logdir / "uploads" / "swept").is_dir()

@@ -94,7 +94,10 @@ def offset_figure(series: HistogramSeries, edges: np.ndarray, color: str, title:
             line=dict(color=blend(color, 0.5 * (1 - late)), width=0.8),
             name=f"step {step}", showlegend=False,
             hovertemplate=f"step {step}<br>value %{{x:.4g}}<br>count %{{customdata:.4g}}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed")
+    # Ticks only at drawn steps: the first ridge rises above its own step, where the axis would
+    # otherwise label steps that do not exist (a "-20").
+    ticks = steps[np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 8)).round().astype(int))]
+    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=ticks.tolist())
     _note(fig, note)
     return _layout(fig, title, "value", "step")
 

@@ -27,6 +27,8 @@ from twinboard.archives import (CHUNK, EXTRA_SUFFIXES, MAX_FILES, MAX_RATIO, MAX
 
 UPLOADS = "uploads"
 TMP_PREFIX = ".tmp-upload-"
+TRASH_PREFIX = ".tmp-delete-"
+STALE_TMP_S = 6 * 3600  # a temporary folder nothing was written into for this long is left over
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 _Import = Extraction  # its name before it moved to twinboard.archives
 
@@ -92,6 +94,7 @@ def import_upload(files: list[tuple[str, Source]], name: str | None = None, logd
         raise UploadRefused(name, f"an upload named {name!r} already exists; choose another name")
     limits = Limits.from_env(max_total_bytes=max_total_bytes, max_files=max_files, max_ratio=max_ratio)
     root.mkdir(parents=True, exist_ok=True)
+    sweep_stale_tmp(root)
     tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=root))
     try:
         job = Extraction(tmp, limits)
@@ -131,6 +134,29 @@ def _write_mapping(tmp: Path, runs: list[str], warnings: list[str], spe: float |
 
 
 # --- managing uploads ------------------------------------------------------------------------------
+def sweep_stale_tmp(root: Path, now: float | None = None) -> list[str]:
+    """Remove the temporary folders a killed import or delete left in `root` (hidden, so no page
+    shows them): those where nothing was written for STALE_TMP_S. One still being filled by another
+    session is recent and stays. Returns the names removed."""
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        candidates = [p for p in root.iterdir() if p.name.startswith((TMP_PREFIX, TRASH_PREFIX))
+                      and p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return removed
+    for path in candidates:
+        try:
+            newest = max([path.lstat().st_mtime] + [os.lstat(os.path.join(d, f)).st_mtime
+                                                    for d, dirs, files in os.walk(path) for f in dirs + files])
+        except OSError:
+            continue
+        if now - newest >= STALE_TMP_S:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
+
+
 def _root(logdir: str | os.PathLike | None) -> Path:
     return Path(logdir) if logdir is not None else config.logdir()
 
@@ -166,6 +192,6 @@ def delete_upload(name: str, logdir: str | os.PathLike | None = None) -> None:
     src = _upload_dir(name, logdir)
     if not src.is_dir():
         raise UploadRefused(name, "no such upload")
-    trash = Path(tempfile.mkdtemp(prefix=".tmp-delete-", dir=src.parent.parent))
+    trash = Path(tempfile.mkdtemp(prefix=TRASH_PREFIX, dir=src.parent.parent))
     os.rename(src, trash / name)
     shutil.rmtree(trash)
