@@ -258,3 +258,14 @@ def test_figures_carry_a_template_cut_to_line_charts():
     fig = charts.scalar_figure("t", curves(100))
     template = fig.layout.template.to_plotly_json()
     assert set(template.get("data", {})) <= {"scatter"} and template["layout"]
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.6])
+def test_a_lone_point_is_drawn_with_a_marker(smoothing):
+    one = charts.Curve("PyTorch", 0, "#EE4C2C", np.array([60]), np.array([1.7e9]), np.array([2.5]),
+                       x=np.array([60.0]))
+    step = np.arange(1, 2001)
+    many = charts.Curve("TensorFlow", 1, "#FF8F00", step, 1.7e9 + step, np.sin(step / 50.0), x=step.astype(float))
+    fig = charts.scalar_figure("perf/step_ms", [one, many], smoothing=smoothing)
+    shown = {tr.name.split(" (")[0]: tr.mode for tr in fig.data if tr.hoverinfo != "skip"}
+    assert "markers" in shown["PyTorch"] and shown["TensorFlow"] == "lines"

@@ -26,6 +26,7 @@ FRAMEWORK_COLORS = {"torch": "#EE4C2C", "tensorflow": "#FF8F00"}  # PyTorch's re
 OTHER_COLORS = ("#2E6FD8", "#7B3FC4")  # a side whose framework is unknown (uploads), left / right
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")  # one per compared pair
 RAW_OPACITY = 0.25  # the unsmoothed series, drawn faintly behind the smoothed one
+FEW_POINTS = 30  # a series this short is drawn with markers as well as lines
 # Lines are SVG (go.Scatter), not WebGL: at <= MAX_POINTS a series SVG is fast enough, and a page of
 # WebGL charts runs into the browser's limit of ~16 live GL contexts and draws some of them blank.
 X_AXES = {"step": "step", "epoch": "epoch", "samples": "samples seen", "relative": "relative time (s)",
@@ -321,16 +322,20 @@ def scalar_figure(tag: str, curves: list[Curve], *, smoothing: float = 0.0, x_ax
         label = f"{curve.name} ({prep.shown:,} of {prep.total:,})" if prep.sampled else curve.name
         hover = "step %{customdata:,}<br>%{y:.5g}<extra>" + curve.name + "</extra>"
         line = {"color": curve.color, "dash": curve.dash, "width": 1.8}
+        # A few points (a short run's perf/*, one validation point) get markers: a lone point
+        # drawn as a line is invisible.
+        shown_mode = "lines+markers" if len(prep.raw_y) <= FEW_POINTS else "lines"
+        marker = {"size": 5, "color": curve.color}
         raw = {"type": "scatter", "x": prep.raw_x, "y": prep.raw_y, "customdata": prep.raw_step,
                "mode": "lines", "legendgroup": curve.name, **axes}
         if prep.smooth_y is None:
-            traces.append({**raw, "name": label, "showlegend": True, "opacity": 1.0, "line": line,
-                           "hovertemplate": hover})
+            traces.append({**raw, "mode": shown_mode, "marker": marker, "name": label, "showlegend": True,
+                           "opacity": 1.0, "line": line, "hovertemplate": hover})
             continue
         traces.append({**raw, "name": f"{curve.name} (raw)", "showlegend": False, "opacity": RAW_OPACITY,
                        "line": {**line, "width": 1}, "hoverinfo": "skip"})
         traces.append({"type": "scatter", "x": prep.smooth_x, "y": prep.smooth_y,
-                       "customdata": prep.smooth_step, "mode": "lines", "name": label,
+                       "customdata": prep.smooth_step, "mode": shown_mode, "marker": marker, "name": label,
                        "legendgroup": curve.name, "line": line, "hovertemplate": hover, **axes})
     if encode:
         for trace in traces:
