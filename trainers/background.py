@@ -1,9 +1,9 @@
-"""One writer thread per trainer: the training loop hands over what it logged and goes on.
+"""A trainer's writer thread: the training loop hands over what it logged and goes on.
 
-Both trainers write their records in bulk on such a thread (torch: the encoded event records;
-TensorFlow: the per-step perf scalars through a compiled tf.summary loop). The work is numpy, torch
-and TensorFlow calls that release the GIL, so on a machine with a free core it runs beside the
-training step instead of inside it. `busy_s` is the wall time the thread spent working: the cost
+The torch trainer encodes and writes its event records on one (trainers.torch_events). The work is
+numpy and torch calls that release the GIL, so on a machine with a free core it runs beside the
+training step instead of inside it. (TensorFlow cannot use one: a tf.function called from a second
+thread shares the single inter-op thread with the training step; see docs/NOTES.md.) `busy_s` is the wall time the thread spent working: the cost
 moved off the loop, which the trainer-overhead bench reports next to the loop's own.
 """
 from __future__ import annotations

@@ -234,12 +234,8 @@ class TFAdapter:
         if common.extension("export_embedding") is None:
             return
         features, outputs = self.features_fn(self.tf.constant(self.ds.x_val[self.emb_idx]))
-        rows = common.embedding_metadata(self.ds.y_val[self.emb_idx], outputs.numpy(), self.ds.n_classes)
-        images = None
-        if self.ds.image_shape is not None:
-            images = self.ds.x_val[self.emb_idx].reshape(-1, *self.ds.image_shape)
-        common.call_extension("export_embedding", "write", str(self.paths.logdir), "tensorflow", step,
-                              features.numpy(), rows, common.EMBEDDING_HEADER, images)
+        common.export_embedding("tensorflow", self.paths.logdir, step, self.ds, self.emb_idx,
+                                features.numpy(), outputs.numpy())
 
     def close(self) -> None:
         self.writer.flush()
