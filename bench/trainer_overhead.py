@@ -164,9 +164,11 @@ def markdown(result: dict) -> str:
                      f"{sum(r['scalars_written'].get(t, 0) for t in EVERY_STEP_TAGS):,} of "
                      f"{sum(r['scalars_expected'].values()):,} | {r['scalars_written'].get('perf/step_ms', 0)} |")
     load = m["loadavg_before"]
-    lines += ["", "Off the loop: time the trainer's writer thread spent encoding and writing (torch), "
-              "beside the training step when a core is free; not in the overhead. Close: the final "
-              "flush and close of the writer, once a run. The file counts are of the last run "
+    lines += ["", "Off the loop: CPU time the trainer's writer thread used per logged step, turning held "
+              "scalars into events and writing them (torch: its whole event file; TF: its train scalars, "
+              "imported into the tf.summary writer), beside the training step when a core is free; not in "
+              "the overhead, and on a pair sharing two cores it competes with the other trainer. Close: the "
+              "final flush and close of the writer, once a run. The file counts are of the last run "
               "(logging on every other block of steps).",
               "", f"Machine: {m['cpu']}, {m['cores']} cores, load average before "
               f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}.", ""]

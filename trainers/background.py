@@ -1,10 +1,10 @@
 """A trainer's writer thread: the training loop hands over what it logged and goes on.
 
-The torch trainer encodes and writes its event records on one (trainers.torch_events). The work is
-numpy and torch calls that release the GIL, so on a machine with a free core it runs beside the
-training step instead of inside it. (TensorFlow cannot use one: a tf.function called from a second
-thread shares the single inter-op thread with the training step; see docs/NOTES.md.) `busy_s` is the wall time the thread spent working: the cost
-moved off the loop, which the trainer-overhead bench reports next to the loop's own.
+Both trainers encode and write their held scalars on one (the torch trainer its whole event file,
+trainers.torch_events; the TensorFlow trainer its train scalars, through its tf.summary writer).
+The work is numpy and framework calls that release the GIL, so on a machine with a free core it
+runs beside the training step instead of inside it. `busy_s` is the CPU time the thread used: the
+cost moved off the loop, which the trainer-overhead bench reports next to the loop's own.
 """
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ class WriterThread:
                 if item is _STOP:
                     return
                 if not self.broken:
-                    t0 = time.perf_counter()
+                    t0 = time.thread_time()
                     self.work(item)
-                    self.busy_s += time.perf_counter() - t0
+                    self.busy_s += time.thread_time() - t0
             except BaseException as exc:  # noqa: BLE001 - raised in the training thread, next call
                 self._error, self.broken = exc, True
             finally:

@@ -140,6 +140,21 @@ def histogram_many(arrays: list[np.ndarray], k: int = HISTOGRAM_BINS) -> tuple[n
     return out, stats
 
 
+# --- accuracy of held steps ----------------------------------------------------------------------
+def batch_accuracies(pred: np.ndarray, labels: np.ndarray, sizes: list[int]) -> list[float]:
+    """accuracy/train of several held steps at once: `pred` the argmax of their concatenated logits
+    (the first maximum wins a tie, in numpy, torch and TF alike), `labels` their concatenated
+    targets, `sizes` each step's batch size; hits / batch size in float64. Computed at a flush: an
+    argmax per step in the loop costs ~18 us."""
+    correct = np.asarray(pred) == labels
+    if len(set(sizes)) == 1:  # always, but for a spec whose batch is the whole set
+        hits = np.count_nonzero(correct.reshape(len(sizes), sizes[0]), axis=1).tolist()
+    else:
+        ends = np.cumsum(sizes)
+        hits = [np.count_nonzero(correct[e - n:e]) for e, n in zip(ends, sizes)]
+    return [h / n for h, n in zip(hits, sizes)]
+
+
 # --- optimizer description -----------------------------------------------------------------------
 def describe_optimizer(spec: RunSpec, implementation: str, hyper_dtype: str, weight_decay_form: str,
                        eps: float | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from trainers import common, data, tf_optim
+from trainers.tf_events import HeldScalars
 from trainers.spec import RunSpec
 from trainers.tf_optim import KERAS_DEFAULT_ADAM_EPS, KerasNative, TorchArithmetic  # noqa: F401
 
@@ -73,9 +74,9 @@ class TFAdapter:
     argument (~160 us per numpy one), eager tf.summary.scalar ~0.5 ms and eager
     tf.summary.histogram ~18 ms: as much as a whole MLP step. So the train step takes only the
     batch indices (the training split lives in non-trainable variables, the step counter and
-    Adam's per-step scalars in the graph), the train scalars of a log step are written inside that
-    step's graph (a second traced variant) by the writer's own WriteSummary op, the perf scalars
-    (about once a second, see common.PERF_EVERY_S) by one call, and validation inside its own graph.
+    Adam's per-step scalars in the graph) and validation runs inside its own graph.
+
+    Train scalars are held and written beside the loop by trainers.tf_events.HeldScalars.
     """
 
     def __init__(self, spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, paths: common.Paths,
@@ -98,7 +99,6 @@ class TFAdapter:
         x_all, y_all = state(ds.x_train), state(ds.y_train)
         self.step_var = state(tf.constant(0, tf.int64))  # the step the graph is at, 1-based once begun
         per_step = state(self.opt.scalar_table(total))  # [total, 2] Adam's lr/bc1, sqrt(bc2)
-        log_steps = state(np.array([cadence.is_log(s) for s in range(1, total + 1)]))
 
         def loss_of(y, out):
             if classify:
@@ -118,22 +118,7 @@ class TFAdapter:
             if classify:
                 scalar(f"accuracy/{prefix}", accuracy(y, out, n), step)
 
-        serialized_meta = scalar_meta.SerializeToString()
-        resource = getattr(writer, "_resource", None)  # the writer's handle, as tf.summary.write uses it
-        train_tags = ["loss/train", *(["accuracy/train"] if classify else []), "lr"]
-
-        def write_train(step, y, out, loss):
-            """The train scalars of a log step: the WriteSummary ops tf.summary.write would add
-            (float32 tensor, scalars plugin), on this run's writer, without the recording condition
-            (a cond) each write wraps around its op: 28 us a step instead of 42 (measured)."""
-            values = [loss, *([accuracy(y, out, bs)] if classify else []), spec.lr]
-            for tag, value in zip(train_tags, values):
-                if resource is None:  # the pinned TF's writer moved: the public path
-                    scalar(tag, value, step)
-                else:
-                    tf.raw_ops.WriteSummary(writer=resource, step=step, tensor=tf.cast(value, tf.float32),
-                                            tag=tag, summary_metadata=serialized_meta)
-            return tf.constant(True)
+        self.held = HeldScalars(tf, writer, spec.lr, ds.y_train if classify else None)
 
         def step_body(idx, variant: str):
             self.step_var.assign_add(1)
@@ -146,27 +131,15 @@ class TFAdapter:
             self.opt.apply(grads, per_step[step - 1])
             if spec.dtype == "float64":  # every step: a DT_DOUBLE tensor under the scalars plugin
                 tf.summary.write("loss/train_fp64", loss, step=step, metadata=scalar_meta)
-            if variant == "log":
-                write_train(step, y, out, loss)
-            elif variant == "hist":  # a histogram step that may not be a log step
-                tf.cond(log_steps[step - 1], lambda: write_train(step, y, out, loss), lambda: tf.constant(False))
             if variant == "hist":  # weights after this step's update, gradients of this step
-                return loss, [tf.identity(v.value) for v in self.kvars], grads
-            return loss, [], []
+                return loss, out, [tf.identity(v.value) for v in self.kvars], grads
+            return loss, (out if variant == "log" else []), [], []
 
         sig = [tf.TensorSpec([bs], tf.int64)]
-        # "plain", "log" (writes the train scalars), "hist" (writes them on log steps, returns grads).
+        # "plain" (the loss), "log" (and the logits), "hist" (and the weights and gradients).
         self.train_fns = {v: tf.function(lambda idx, v=v: step_body(idx, v), input_signature=sig)
                           for v in ("plain", "log", "hist")}
         self.train_fn = self.train_fns["plain"]
-
-        def write_perf(steps, values):  # [n] steps, [n, 2] (step_ms, samples_per_s)
-            for i in tf.range(tf.shape(steps)[0]):
-                scalar("perf/step_ms", values[i, 0], steps[i])
-                scalar("perf/samples_per_s", values[i, 1], steps[i])
-
-        self.write_perf_fn = tf.function(write_perf, input_signature=[
-            tf.TensorSpec([None], tf.int64), tf.TensorSpec([None, 2], tf.float64)])
 
         # Histograms: buckets in numpy (common.histogram_buckets: tf.summary.histogram's rule, the
         # same code as the torch side), written with the histograms plugin's metadata in one call:
@@ -200,31 +173,33 @@ class TFAdapter:
             return h, model.layers[-1](h)
 
         self.features_fn = features
-        # Trace before step 1, so compile time stays out of the step times.
-        for fn in (*self.train_fns.values(), self.write_perf_fn, self.write_hist_fn, self.validate_fn):
+        # Trace before step 1, so compile time stays out of the step times; the import's first
+        # call also costs ~80 ms (the function's instantiation), in the loop at the first flush.
+        for fn in (*self.train_fns.values(), self.write_hist_fn, self.validate_fn):
             fn.get_concrete_function()
 
     # -- records --
     def train_step(self, step: int, idx: np.ndarray, want_grads: bool, log: bool):
         fn = self.train_fns["hist" if want_grads else "log" if log else "plain"]
-        return fn(self.tf.constant(idx))  # a tensor argument: a numpy one costs ~90 us more per call
+        # (loss, logits, weights, gradients, the batch: for accuracy/train at the flush); a tensor
+        # argument: a numpy one costs ~90 us more per call
+        return (*fn(self.tf.constant(idx)), idx)
 
     def write_fp64_loss(self, step: int, handle) -> None:
         pass  # written inside the compiled train step
 
     def write_train_scalars(self, step: int, handle, perf: dict[str, float] | None) -> None:
-        # loss/accuracy/lr were written inside the step; perf (about once a second) is known only now.
-        if perf:
-            self.write_perf_fn(self.tf.constant([step], self.tf.int64),
-                               self.tf.constant([[perf["perf/step_ms"], perf["perf/samples_per_s"]]], self.tf.float64))
+        self.held.hold(step, handle[0], handle[1], handle[4], perf)
 
     def write_histograms(self, step: int, handle) -> None:
-        arrays = [t.numpy() for t in (*handle[1], *handle[2])]  # weights, then gradients
+        arrays = [t.numpy() for t in (*handle[2], *handle[3])]  # weights, then gradients
         buckets = common.histogram_many(arrays)[0]
         self.write_hist_fn(self.tf.constant(step, self.tf.int64), self.tf.constant(buckets))
+        self.held.maybe_flush()
 
     def write_validation(self, step: int) -> None:
         self.validate_fn(np.int64(step))
+        self.held.maybe_flush()
 
     def export_graph(self, x: np.ndarray, y: np.ndarray) -> None:
         common.call_extension("export_graph", "tf_graph", str(self.paths.logdir), self.model, x,
@@ -238,10 +213,10 @@ class TFAdapter:
                                 features.numpy(), outputs.numpy())
 
     def close(self) -> None:
-        self.writer.flush()
+        self.held.close()  # once: open_adapter calls it again after a failure
 
     def background_s(self) -> float:
-        return 0.0  # every record is written in the training thread
+        return self.held.thread.busy_s
 
     def check_step(self, step: int) -> None:
         if int(self.step_var.numpy()) != step:  # the graph counts steps itself; they must agree
@@ -268,7 +243,8 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, model, la
     return dict(
         common.common_settings(spec, cadence, ds),
         framework="tensorflow", framework_version=tf.__version__,
-        logger=f"tf.summary (tensorboard {tensorboard.__version__})",
+        logger=(f"tf.summary (tensorboard {tensorboard.__version__}); train scalars held and imported into "
+                "its writer every flush (ImportEvent)"),
         execution_mode="tf.function (graph, jit_compile=False)", device="cpu",
         threads={"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                  "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
@@ -315,7 +291,14 @@ def open_adapter(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: 
                                            flush_millis=common.FLUSH_S * 1000)
     try:
         with writer.as_default():
-            yield TFAdapter(spec, ds, cadence, paths, layers, model, writer)
+            adapter = TFAdapter(spec, ds, cadence, paths, layers, model, writer)
+            try:
+                yield adapter
+            finally:  # a run that failed keeps the scalars it logged before the failure
+                try:
+                    adapter.close()
+                except Exception as exc:  # noqa: BLE001 - the failure being raised matters more
+                    print(f"warning: held scalars not written: {type(exc).__name__}: {exc}", file=sys.stderr)
     finally:
         writer.close()
 

@@ -123,20 +123,10 @@ class TorchAdapter:
             self.add_event(self.Event(wall_time=wall, step=step, summary=self.Summary(value=[val])))
 
     def _accuracies(self, held: list[tuple[Any, np.ndarray]]) -> list[float]:
-        """accuracy/train of held (logits, labels) pairs, all at once (on the writer thread): argmax
-        over the concatenated logits, hits / batch size in float64; the first maximum wins a tie,
-        as numpy's argmax on the stock path."""
-        torch = self.torch
-        with torch.no_grad():
-            pred = torch.argmax(torch.cat([o for o, _ in held]), 1).numpy()
-        correct = pred == np.concatenate([y for _, y in held])
-        bs = len(held[0][1])
-        if all(len(y) == bs for _, y in held):  # always, but for a spec whose batch is the whole set
-            hits = np.count_nonzero(correct.reshape(len(held), bs), axis=1).tolist()
-        else:
-            ends = np.cumsum([len(y) for _, y in held])
-            hits = [np.count_nonzero(correct[e - len(y):e]) for e, (_, y) in zip(ends, held)]
-        return [h / len(y) for h, (_, y) in zip(hits, held)]
+        """accuracy/train of held (logits, labels) pairs, all at once (on the writer thread)."""
+        with self.torch.no_grad():
+            pred = self.torch.argmax(self.torch.cat([o for o, _ in held]), 1).numpy()
+        return common.batch_accuracies(pred, np.concatenate([y for _, y in held]), [len(y) for _, y in held])
 
     def maybe_flush(self) -> None:
         now = time.time()

@@ -1,7 +1,10 @@
-"""The torch trainer's event encoding (trainers.torch_events), against protobuf's own bytes.
+"""Scalar events encoded in bulk (trainers.event_records) and the torch trainer's event file
+(trainers.torch_events), against protobuf's own bytes.
 
-Scalars are encoded in bulk with numpy and written by a thread; every byte must be what tensorboardX
-would have written record by record: Event serialized by protobuf, framed with masked CRC32C."""
+Scalars are encoded in bulk with numpy; every byte must be what protobuf serializes record by
+record (one value an event, as tensorboardX writes, or several, as the TF trainer writes), framed
+with masked CRC32C where the writer is ours. tests/test_tf_events.py holds the same against
+TensorFlow's writer."""
 from __future__ import annotations
 
 
@@ -13,9 +16,9 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
-from tensorboard.compat.proto.types_pb2 import DT_DOUBLE
+from tensorboard.compat.proto.types_pb2 import DT_DOUBLE, DT_FLOAT
 
-from trainers import torch_events
+from trainers import event_records, torch_events
 from twinboard.records import frame, iter_events
 
 TAGS = ["loss/train", "lr", "accuracy/ü", "t" * 200, "perf/samples_per_s"]
@@ -82,8 +85,8 @@ def test_masked_crc_rows_with_leading_zeros_matches_google_crc32c():
     rows = np.zeros((50, 40), np.uint8)
     for i, n in enumerate(lengths):
         rows[i, 40 - n:] = rng.integers(0, 256, n)
-    got = torch_events.masked_crc32c_rows(rows, lengths)
-    want = [torch_events._masked_crc(rows[i, 40 - n:].tobytes()) for i, n in enumerate(lengths)]
+    got = event_records.masked_crc32c_rows(rows, lengths)
+    want = [event_records._masked_crc(rows[i, 40 - n:].tobytes()) for i, n in enumerate(lengths)]
     assert got.tolist() == want
 
 
@@ -114,3 +117,40 @@ def test_writer_thread_keeps_order_and_reports_failure(tmp_path):
     broken.buffered.flush_async()
     with pytest.raises(RuntimeError, match="writing the event file failed"):
         broken.buffered.flush()
+
+
+def value_of(tag: str, kind: str, value: float) -> Summary.Value:
+    if kind == "tf_float32":  # what TensorFlow's WriteSummary op writes for tf.summary.scalar
+        with np.errstate(over="ignore"):  # beyond float32: inf, as TensorFlow's cast gives
+            content = np.float32(value).tobytes()
+        return Summary.Value(tag=tag, metadata=SCALARS_META, tensor=TensorProto(
+            dtype=DT_FLOAT, tensor_shape=TensorShapeProto(), tensor_content=content))
+    ev = Event()
+    ev.ParseFromString(reference(0, 0.0, tag, kind, value)[12:-4])
+    return ev.summary.value[0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(steps, st.floats(0, 2e9, allow_nan=False), st.sampled_from(event_records.KINDS),
+                          st.lists(st.tuples(st.sampled_from(TAGS), values), min_size=1, max_size=5, unique_by=lambda t: t[0]),
+                          st.booleans()), max_size=20))
+def test_several_values_in_one_event_are_protobufs_bytes(rows):
+    """Rows of one event holding several values (the TF trainer's) or one event a value, any kind."""
+    held = event_records.ScalarRows()
+    expected = []
+    for step, wall, kind, items, merged in rows:
+        tags, vals = [t for t, _ in items], [v for _, v in items]
+        if merged:
+            held.add(step, wall, held.event_id(tags, kind), vals)
+            expected.append(Event(wall_time=wall, step=step, summary=Summary(
+                value=[value_of(t, kind, v) for t, v in items])).SerializeToString())
+        else:
+            held.add(step, wall, held.tag_ids(tags, kind), vals)
+            expected += [Event(wall_time=wall, step=step, summary=Summary(value=[value_of(t, kind, v)]))
+                         .SerializeToString() for t, v in items]
+    columns = event_records.ScalarRows.columns(held.take())
+    data, lengths = event_records.encode_events(*columns, held.layouts)
+    assert data == b"".join(expected) and lengths.tolist() == [len(e) for e in expected]
+    framed, starts = event_records.encode_scalars(*columns, held.layouts)
+    assert framed == b"".join(frame(e) for e in expected)
+    assert starts.tolist() == np.concatenate([[0], np.cumsum([len(e) + 16 for e in expected])[:-1]]).tolist()[:len(expected)]
