@@ -32,6 +32,7 @@ FLUSH_S = 2  # event-file flush interval, both writers: curves stay live in the 
 # the first log step this long after it (and at the last step). Time-sampled, as W&B samples its
 # system metrics: one step's time is noise, and a point a step cost TF ~36 us a step (measured).
 PERF_EVERY_S = 1.0
+PERF_TAGS = ("perf/step_ms", "perf/samples_per_s")  # the perf dict's keys, in this order
 
 
 # --- cadence -------------------------------------------------------------------------------------
@@ -261,7 +262,7 @@ def _loop(spec: RunSpec, ds: data.Dataset, cadence: Cadence, adapter: Adapter, s
             perf = None
             if cadence.is_last(step) or clock() - perf_at >= PERF_EVERY_S:
                 step_s = spent / n_timed
-                perf = {"perf/step_ms": step_s * 1e3, "perf/samples_per_s": len(idx) / step_s}
+                perf = dict(zip(PERF_TAGS, (step_s * 1e3, len(idx) / step_s)))
                 spent, n_timed, perf_at = 0.0, 0, clock()
             adapter.write_train_scalars(step, handle, perf)
             status.running(step)

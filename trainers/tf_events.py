@@ -31,7 +31,6 @@ from trainers.background import WriterThread
 from trainers.event_records import ScalarRows, encode_events
 
 IMPORT_SIZES = (64, 16, 4, 1)  # events one call of a compiled import takes, largest first
-PERF_TAGS = ("perf/step_ms", "perf/samples_per_s")
 
 
 class HeldScalars:
@@ -45,7 +44,7 @@ class HeldScalars:
         self.tf, self.writer, self.lr, self.y_train = tf, writer, lr, y_train
         self.rows = ScalarRows()
         acc = ("accuracy/train",) if y_train is not None else ()  # last: filled at the flush
-        self.ids = {perf: self.rows.event_id(("loss/train", "lr", *(PERF_TAGS if perf else ()), *acc), "tf_float32")
+        self.ids = {perf: self.rows.event_id(("loss/train", "lr", *(common.PERF_TAGS if perf else ()), *acc), "tf_float32")
                     for perf in (False, True)}
 
         def importer(k: int):
@@ -65,7 +64,7 @@ class HeldScalars:
 
     def hold(self, step: int, loss, out, idx: np.ndarray, perf: dict[str, float] | None) -> None:
         """One log step's loss (a tensor), logits (a tensor) and batch indices; perf/* when sampled."""
-        values = [loss, self.lr, *(perf.values() if perf else ())]  # PERF_TAGS' order
+        values = [loss, self.lr, *(perf.values() if perf else ())]  # common.PERF_TAGS' order
         if self.y_train is not None:
             values.append(np.nan)
         self.rows.add(step, time.time(), self.ids[bool(perf)], values,
