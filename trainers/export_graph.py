@@ -5,7 +5,10 @@ repairs what TensorBoard trips on (pytorch#24157): parameter reads get `_output_
 counts can be read from the graph) and inputs that point at nodes missing from the trace (the module
 objects `prim::GetAttr` reads from) get a node of their own. Written as `Event.graph_def`.
 
-TensorFlow: `tf_graph(logdir, model, batch, train_step_fn)` writes, into a file of its own in logdir:
+TensorFlow: `tf_graph(logdir, model, batch, train_step_fn, writer)` writes, through the run's own
+tf.summary writer (a trainer passes it: TensorBoard polls only the newest event file of a run while
+it grows, so a second file would hide everything written after it) or else a file of its own in
+logdir:
 - `Event.graph_def`: the traced train step (forward, gradients, optimizer), as Keras' TensorBoard
   callback does; the forward graph when there is no train step;
 - tag `forward` (plugin `graph_run_metadata_graph`, as `tf.summary.trace_export` writes): the forward
@@ -104,15 +107,18 @@ def repair_torch_graph(graph_def: Any, model: Any) -> None:
 
 
 # --- TensorFlow ------------------------------------------------------------------------------------
-def tf_graph(logdir: str, model: Any, example_batch: Any, train_step_fn: Any = None) -> bool:
-    """Write the train-step graph, the forward graph and (Keras) the conceptual graph into logdir."""
+def tf_graph(logdir: str, model: Any, example_batch: Any, train_step_fn: Any = None, writer: Any = None) -> bool:
+    """Write the train-step graph, the forward graph and (Keras) the conceptual graph through
+    `writer`, or a writer of its own on logdir (a `.graph` file) when there is none."""
     try:
         import tensorflow as tf
 
         x = tf.convert_to_tensor(example_batch)
         forward = _forward_graph_def(tf, model, x)
         train = _train_graph_def(train_step_fn)
-        writer = tf.summary.create_file_writer(str(logdir), filename_suffix=".graph")
+        own = writer is None
+        if own:
+            writer = tf.summary.create_file_writer(str(logdir), filename_suffix=".graph")
         with writer.as_default():
             tf.summary.graph(train if train is not None else forward)
             if train is not None:
@@ -123,7 +129,8 @@ def tf_graph(logdir: str, model: Any, example_batch: Any, train_step_fn: Any = N
             if keras_json is not None:
                 _write_blob(tf, "keras", keras_json.encode(), "graph_keras_model")
         writer.flush()
-        writer.close()
+        if own:
+            writer.close()
         return True
     except Exception:  # noqa: BLE001
         _warn("TensorFlow graph")

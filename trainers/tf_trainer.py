@@ -203,7 +203,7 @@ class TFAdapter:
 
     def export_graph(self, x: np.ndarray, y: np.ndarray) -> None:
         common.call_extension("export_graph", "tf_graph", str(self.paths.logdir), self.model, x,
-                              self.train_fn)
+                              self.train_fn, self.writer)  # one event file per run: see export_graph
 
     def export_embedding(self, step: int) -> None:
         if common.extension("export_embedding") is None:
