@@ -13,8 +13,8 @@ with its ImportEvent op, which frames, queues and flushes them as its own.
 The import is a compiled chain of ImportEvent ops without control flow, so it runs in the thread
 that calls it; a loop, or a call from the training thread, takes the one inter-op thread the train
 step runs on. Measured on the default MLP (docs/NOTES.md): written in the step, the three scalars
-cost ~45 us a step (~13 us a WriteSummary op, the accuracy ops as much); held, the loop pays ~30 us
-and the writer thread ~20 us of CPU a step beside it. Each tag's records stay in step order, which
+cost ~45 us a step (~13 us a WriteSummary op, the accuracy ops as much); held, the loop pays ~25 us
+and the writer thread ~30 us of CPU a step beside it (make bench, bench/results/trainer_overhead.md). Each tag's records stay in step order, which
 is what TensorBoard and Twinboard read by (a file_version 2 file is purged only at a SessionLog
 START); the histograms of step s may come before its scalars in the file.
 TensorFlow is the caller's: this module imports numpy only.
