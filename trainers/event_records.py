@@ -141,27 +141,27 @@ def _encode(steps, walls, ids, values, layouts: list[Layout]):
     as protobuf stores it). Filled a group (one layout, one step-varint length) at a time: a few
     hundred numpy calls, whatever the number of records."""
     steps, walls = np.asarray(steps, np.int64), np.asarray(walls, np.float64)
-    tags, values = np.asarray(ids, np.int64), np.asarray(values, np.float64)
+    ids, values = np.asarray(ids, np.int64), np.asarray(values, np.float64)
     if not len(steps):
         return np.zeros((0, 0), np.uint8), np.zeros(0, np.int64), []
     vlen = _varint_lengths(steps)
     has_wall = walls.view(np.uint64) != 0  # protobuf leaves out a wall_time of +0.0
     sizes = np.array([sum(map(len, pieces)) + (len(pieces) - 1) * np.dtype(fmt).itemsize
                       for pieces, fmt in layouts], np.int64)
-    k = np.array([len(pieces) - 1 for pieces, _ in layouts], np.int64)[tags]
-    first = np.concatenate([[0], np.cumsum(k)[:-1]])  # each record's first value
-    if k.sum() != len(values):
-        raise ValueError(f"{len(values)} values for records that hold {int(k.sum())}")
-    data_len = 9 * has_wall + np.where(vlen > 0, 1 + vlen, 0) + sizes[tags]  # wall_time, step, summary
+    n_values = np.array([len(pieces) - 1 for pieces, _ in layouts], np.int64)[ids]
+    first = np.concatenate([[0], np.cumsum(n_values)[:-1]])  # each record's first value
+    if n_values.sum() != len(values):
+        raise ValueError(f"{len(values)} values for records that hold {int(n_values.sum())}")
+    data_len = 9 * has_wall + np.where(vlen > 0, 1 + vlen, 0) + sizes[ids]  # wall_time, step, summary
     width = int(data_len.max())
     data = np.zeros((len(steps), width), np.uint8)
-    group_key = (tags * 2 + has_wall) * 11 + vlen
+    group_key = (ids * 2 + has_wall) * 11 + vlen
     groups = []
     for key in np.unique(group_key):
         idx = np.flatnonzero(group_key == key)
-        tag_wall, c = divmod(int(key), 11)
-        tag, wall = divmod(tag_wall, 2)
-        pieces, fmt = layouts[tag]
+        id_wall, c = divmod(int(key), 11)
+        layout_id, wall = divmod(id_wall, 2)
+        pieces, fmt = layouts[layout_id]
         d = int(data_len[idx[0]])
         m = np.empty((len(idx), d), np.uint8)
         p = 0

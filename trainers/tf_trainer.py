@@ -173,8 +173,8 @@ class TFAdapter:
             return h, model.layers[-1](h)
 
         self.features_fn = features
-        # Trace before step 1, so compile time stays out of the step times; the import's first
-        # call also costs ~80 ms (the function's instantiation), in the loop at the first flush.
+        # Trace before step 1, so compile time stays out of the step times (HeldScalars traces its
+        # imports; their first calls, 7-18 ms each to instantiate, run on its writer thread).
         for fn in (*self.train_fns.values(), self.write_hist_fn, self.validate_fn):
             fn.get_concrete_function()
 
