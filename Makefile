@@ -11,18 +11,18 @@ export TWINBOARD_LOGDIR ?= $(CURDIR)/logs
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	# The project itself, editable: the `twinboard` command, `import twinboard` from any folder.
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	# Compile the fast event decoder once now, not on a user's first click (8-9 s from cold).
-	$(PY) -m twinboard.warmup
+	$(PY) -m twinboard.events.warmup
 	touch $(STAMP)
 
 run: $(STAMP)
-	mkdir -p "$(TWINBOARD_LOGDIR)"
-	$(VENV)/bin/streamlit run app.py --server.headless true --server.port $(PORT) \
-		--browser.gatherUsageStats false
+	$(VENV)/bin/twinboard serve --port $(PORT) --logdir "$(TWINBOARD_LOGDIR)"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -67,8 +67,8 @@ else:
     from twinboard.events import read_scalars
     n = len(read_scalars(sys.argv[1]))
 t1, c1 = time.perf_counter(), time.process_time()
-from twinboard import fastscan
-print(json.dumps({"seconds": t1 - t0, "cpu": c1 - c0, "n": n, "compiled": fastscan.available()}))
+from twinboard.events import native
+print(json.dumps({"seconds": t1 - t0, "cpu": c1 - c0, "n": n, "compiled": native.available()}))
 """
 
 
@@ -139,7 +139,7 @@ def python_protobuf_loop(path: Path) -> int:
     Event.ParseFromString, values into lists, then numpy."""
     from tensorboard.compat.proto import event_pb2
 
-    from twinboard.records import RecordReader
+    from twinboard.events import RecordReader
 
     tags, steps, wts, vals = [], [], [], []
     for data in RecordReader(path).read():
@@ -166,7 +166,8 @@ def child(code: str, *args: str, timeout: float = 300) -> tuple[dict, float]:
 
 
 def run() -> dict:
-    from twinboard import events, fastscan
+    from twinboard import events
+    from twinboard.events import fastscan, native
 
     t = time.perf_counter()
     a = write_scalar_file(TMP / "a" / "events.out.tfevents.1700000000.bench", STEPS)
@@ -179,7 +180,7 @@ def run() -> dict:
     for p in (a, b):
         p.read_bytes()  # into the page cache
     r: dict = {"file_bytes": a.stat().st_size, "scalars": STEPS * len(TAGS), "generate_s": gen_s,
-               "compiled": fastscan.available()}
+               "compiled": native.available()}
 
     # Warm: the kernel is loaded and file A read once; then the second file, B, is timed.
     events.read_scalars(a)

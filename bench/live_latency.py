@@ -53,7 +53,7 @@ def _seen_js() -> str:
 def _event(step: int, value: float, wall_time: float) -> bytes:
     from tensorboard.compat.proto import event_pb2, summary_pb2
 
-    from twinboard.records import frame
+    from twinboard.events import frame
 
     summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=TAG, simple_value=value)])
     return frame(event_pb2.Event(wall_time=wall_time, step=step, summary=summary).SerializeToString())
@@ -62,7 +62,7 @@ def _event(step: int, value: float, wall_time: float) -> bytes:
 def _header(wall_time: float) -> bytes:
     from tensorboard.compat.proto import event_pb2
 
-    from twinboard.records import frame
+    from twinboard.events import frame
 
     return frame(event_pb2.Event(wall_time=wall_time, file_version="brain.Event:2").SerializeToString())
 
@@ -77,8 +77,8 @@ def _refresh_interval() -> float | None:
 
 def run() -> dict:
     from tests.browser import harness
-    from trainers.spec import RunSpec
-    from twinboard import launcher
+    from twinboard.contract import RunSpec
+    from twinboard import runs
 
     why = harness.chromium_missing()
     if why:
@@ -91,13 +91,13 @@ def run() -> dict:
         logdir = Path(tmp) / "logs"
         server = None
         try:
-            out = launcher.launch(RunSpec(steps=100_000), logdir=logdir, name="latency", trainer_cmd=SLEEPER)
-            if not isinstance(out, launcher.Launched):
+            out = runs.launch(RunSpec(steps=100_000), logdir=logdir, name="latency", trainer_cmd=SLEEPER)
+            if not isinstance(out, runs.Launched):
                 raise RuntimeError(f"could not start the stand-in run: {out}")
             deadline = time.monotonic() + 60
-            while launcher.get_run(out.run_id, logdir).state != "running":
+            while runs.get_run(out.run_id, logdir).state != "running":
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"stand-in run not running: {launcher.get_run(out.run_id, logdir)}")
+                    raise RuntimeError(f"stand-in run not running: {runs.get_run(out.run_id, logdir)}")
                 time.sleep(0.1)
             files = {}
             t0 = time.time()
@@ -133,7 +133,7 @@ def run() -> dict:
                 errors = harness.error_boxes(page)
                 version = browser.version
                 browser.close()
-            launcher.stop(out.run_id, logdir=logdir, grace=1.0)
+            runs.stop(out.run_id, logdir=logdir, grace=1.0)
         finally:
             if server is not None:
                 server.stop()

@@ -64,7 +64,7 @@ class _Timed:
 
 def _worker(framework: str, model: str) -> dict:
     from trainers import common, data
-    from trainers.spec import RunSpec
+    from twinboard.contract import RunSpec
 
     if framework == "torch":
         from trainers.torch_trainer import open_adapter

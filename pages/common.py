@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from twinboard import launcher, runs
+from twinboard import runs
 from twinboard.config import logdir
 
 CUSTOM = "Any two runs…"
@@ -42,7 +42,7 @@ def _watch_for_starting_runs(root, pairs: list[runs.Pair]) -> None:
     imports take seconds). Until then, say so and rerun the page when the pair list changes, so a
     page opened right after Start needs no manual reload."""
     known = tuple(p.label for p in pairs)
-    starting = [r.run_id for r in launcher.list_runs(root)
+    starting = [r.run_id for r in runs.list_runs(root)
                 if r.run_id not in known
                 and any(job.state in ("queued", "running") for job in r.frameworks.values())]
     if not starting:

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import pick_pair, side_label
-from twinboard import embed_charts, embeddings
+from twinboard import embeddings
 
 METHODS = ("PCA 2-D", "PCA 3-D", "t-SNE 2-D", "t-SNE 3-D")
 NONE = "(none)"
@@ -94,11 +94,11 @@ def render() -> None:
     default_col = columns.index("label") + 1 if "label" in columns else (1 if columns else 0)
     color_by = st.sidebar.selectbox("Colour by", [NONE] + columns, index=default_col, key="emb_color")
     color_by = None if color_by == NONE else color_by
-    spec = embed_charts.color_spec(color_by, *[e.metadata[color_by] for e in present
+    spec = embeddings.color_spec(color_by, *[e.metadata[color_by] for e in present
                                                if color_by in e.metadata])
     label_col = "label" if "label" in columns else color_by
     labels = sorted({str(v) for e in present if label_col in e.metadata for v in e.metadata[label_col]},
-                    key=embed_charts.value_sort_key)
+                    key=embeddings.value_sort_key)
     hl_label = st.sidebar.selectbox(f"Highlight {label_col or 'label'}", [NONE] + labels, key="emb_hl_label")
     ref = present[0]
     sample_names = {i: f"#{i}" + (f" · {label_col} {ref.metadata[label_col].iloc[i]}"
@@ -128,8 +128,8 @@ def render() -> None:
                 hl = (emb.metadata[label_col].iloc[idx].astype(str) == hl_label).to_numpy()
             shown = f"{len(idx):,} of {n:,} points" if len(idx) < n else f"all {n:,} points"
             title = f"{side_label(run)} · {method} · step {step} · showing {shown}"
-            fig = embed_charts.projection_figure(
-                coords, idx, values, spec, embed_charts.hover_texts(emb.metadata, emb.images, idx),
+            fig = embeddings.projection_figure(
+                coords, idx, values, spec, embeddings.hover_texts(emb.metadata, emb.images, idx),
                 title, _axis_titles(method, explained), highlight=hl, selected=sample)
             key = f"emb_chart_{side}"
             st.plotly_chart(fig, key=key, on_select=lambda k=key: _pick_from_chart(k),
@@ -189,7 +189,7 @@ def _similarity_section(sides, step) -> None:
         a, b = st.columns(2)
         a.metric(f"Linear CKA at step {step}", f"{now['cka'].iloc[0]:.3f}")
         b.metric(f"{K}-NN overlap at step {step}", f"{now['knn_overlap'].iloc[0]:.3f}")
-    st.plotly_chart(embed_charts.similarity_figure(frame, K, step), key="emb_similarity", width="stretch")
+    st.plotly_chart(embeddings.similarity_figure(frame, K, step), key="emb_similarity", width="stretch")
     n = int(frame["n"].max()) if len(frame) else 0
     st.caption(f"Per exported step, on the same {n:,} samples on both sides. Linear CKA (Kornblith et al. 2019) "
                "compares the centred activations' similarity structure: 1 when one side is a rotation or "

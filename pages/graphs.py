@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from pages.common import pick_pair, side_label
-from twinboard import graph_layers, graphview
+from twinboard import graphs
 from twinboard.graphs import Graph, GraphScanner, default_graph
 
 MAX_NODES = 400  # beyond this the browser's Graphviz takes seconds per draw; ask to collapse more
@@ -24,48 +24,48 @@ def _load(folder: Path) -> tuple[list[Graph], str | None]:
     scanner, lock = _scanner(str(folder))
     try:
         with lock:
-            graphs = scanner.read()
-            return graphs, "; ".join(str(e) for e in scanner.errors) or None
+            found = scanner.read()
+            return found, "; ".join(str(e) for e in scanner.errors) or None
     except OSError as e:  # the folder went away between listing and reading
         return [], str(e)
 
 
-def _side(i: int, run, graphs: list[Graph], error: str | None, depth: int | None, forward: bool,
+def _side(i: int, run, versions: list[Graph], error: str | None, depth: int | None, forward: bool,
           query: str, known: list[str]) -> None:
     st.subheader(side_label(run))
     st.caption(f"`{run.name}`")
     if error:
         st.error(f"Could not read all of this run's event files: {error}")
-    if not graphs:
+    if not versions:
         st.info("No graph in this run's event files (the trainer writes one after its first step).")
         return
-    labels = [f"{g.label} · step {g.step}" for g in graphs]
-    pick = st.selectbox("Graph", range(len(graphs)), index=graphs.index(default_graph(graphs)),
+    labels = [f"{g.label} · step {g.step}" for g in versions]
+    pick = st.selectbox("Graph", range(len(versions)), index=versions.index(default_graph(versions)),
                         format_func=labels.__getitem__, key=f"graphs_graph_{i}")
-    graph = graphs[pick]
-    shown = graphview.forward_only(graph) if forward and graph.kind == "op" else graph
-    expand = st.multiselect("Expand scopes", graphview.scopes(shown), key=f"graphs_expand_{i}_{pick}",
+    graph = versions[pick]
+    shown = graphs.forward_only(graph) if forward and graph.kind == "op" else graph
+    expand = st.multiselect("Expand scopes", graphs.scopes(shown), key=f"graphs_expand_{i}_{pick}",
                             placeholder="Scopes to open one level")
-    collapsed = graphview.collapse(shown, depth, expand, known)
-    matches = graphview.find_nodes(shown, query)
+    collapsed = graphs.collapse(shown, depth, expand, known)
+    matches = graphs.find_nodes(shown, query)
     found = None
     if query.strip():
         if matches:
             found = st.selectbox(f"Matches ({len(matches)})", matches, key=f"graphs_match_{i}")
         else:
             st.caption(f"No node name contains “{query}”.")
-    highlight = [graphview.group_of(found, depth, expand, known)] if found else []
+    highlight = [graphs.group_of(found, depth, expand, known)] if found else []
     st.caption(f"{len(shown.nodes)} ops → {len(collapsed.nodes)} nodes, {len(collapsed.edges)} edges")
     if len(collapsed.nodes) > MAX_NODES:
         st.warning(f"{len(collapsed.nodes)} nodes are too many to draw here; collapse more (fewer "
                    "expanded scopes, a smaller depth, or forward only).")
     else:
-        st.graphviz_chart(graphview.to_dot(collapsed, highlight), width="content")
+        st.graphviz_chart(graphs.to_dot(collapsed, highlight), width="content")
     for note in shown.notes:
         st.caption(f"ⓘ {note}")
     if found:
         st.markdown(f"**{found}**")
-        st.dataframe(graphview.node_details(shown, found), hide_index=True, width="stretch")
+        st.dataframe(graphs.node_details(shown, found), hide_index=True, width="stretch")
 
 
 def main() -> None:
@@ -80,21 +80,21 @@ def main() -> None:
     forward = c2.toggle("Forward only", value=True, key="graphs_forward",
                         help="Hide the gradient and optimizer ops of a traced train step.")
     query = c3.text_input("Find a node by name", key="graphs_search", placeholder="e.g. dense0, MatMul")
-    settings = [graph_layers.read_settings(run.path) for run in pair.runs]
-    left = graph_layers.layer_summary(loaded[0][0], settings[0])
-    right = graph_layers.layer_summary(loaded[1][0], settings[1], known=list(left["layer"]))
+    settings = [graphs.read_settings(run.path) for run in pair.runs]
+    left = graphs.layer_summary(loaded[0][0], settings[0])
+    right = graphs.layer_summary(loaded[1][0], settings[1], known=list(left["layer"]))
     known = list(dict.fromkeys([*left["layer"], *right["layer"]]))
-    for i, (col, run, (graphs, error)) in enumerate(zip(st.columns(2), pair.runs, loaded)):
+    for i, (col, run, (found, error)) in enumerate(zip(st.columns(2), pair.runs, loaded)):
         with col:
-            _side(i, run, graphs, error, depth, forward, query, known)
+            _side(i, run, found, error, depth, forward, query, known)
 
     st.subheader("Layers")
     labels = (side_label(pair.left), side_label(pair.right))
     if left.empty and right.empty:
         st.info("No layers found: neither run has a graph or a settings.json listing its layers.")
         return
-    table = graph_layers.align_layers(left, right, labels)
-    st.dataframe(graph_layers.style_layers(table), hide_index=True, width="stretch")
+    table = graphs.align_layers(left, right, labels)
+    st.dataframe(graphs.style_layers(table), hide_index=True, width="stretch")
     if table.attrs.get("left_out"):
         st.caption(f"Parameter-free layers found on one side only, not listed: {', '.join(table.attrs['left_out'])}.")
     bad = table.loc[~table["match"], "layer"].tolist()

@@ -10,7 +10,7 @@ import time
 import streamlit as st
 
 from pages.common import pick_pair, side_label
-from twinboard import charts, hist_charts, launcher, runs
+from twinboard import histograms, runs, scalars
 from twinboard.config import logdir
 from twinboard.histograms import HistogramSeries, HistogramStore, common_edges, distribution, layer_of, nearest_step
 
@@ -40,9 +40,9 @@ def _training(pair: runs.Pair, root) -> bool:
     trainer started by hand) its status.json says running and was updated in the last minute."""
     for group in {pair.left.group, pair.right.group}:
         try:
-            if launcher.get_run(group, root).state in ("running", "queued"):
+            if runs.get_run(group, root).state in ("running", "queued"):
                 return True
-        except (launcher.LauncherError, OSError, ValueError):
+        except (runs.LauncherError, OSError, ValueError):
             pass
     for run in pair.runs:
         try:
@@ -56,10 +56,10 @@ def _training(pair: runs.Pair, root) -> bool:
 
 def _figure(mode: str, series: HistogramSeries, edges, color: str, title: str):
     if mode == "offset":
-        return hist_charts.offset_figure(series, edges, color, title)
+        return histograms.offset_figure(series, edges, color, title)
     if mode == "overlay":
-        return hist_charts.overlay_figure(series, edges, color, title)
-    return hist_charts.distribution_figure(distribution(series), color, title)
+        return histograms.overlay_figure(series, edges, color, title)
+    return histograms.distribution_figure(distribution(series), color, title)
 
 
 def view(pair: runs.Pair, root, watching: bool = False) -> None:
@@ -70,7 +70,7 @@ def view(pair: runs.Pair, root, watching: bool = False) -> None:
         st.rerun()
     store = _store(str(root))
     sides = [(pair.left, side_label(pair.left)), (pair.right, side_label(pair.right))]
-    colors = charts.side_colors(pair.left.framework, pair.right.framework)
+    colors = scalars.side_colors(pair.left.framework, pair.right.framework)
     names = [pair.left.name, pair.right.name]
     try:
         store.refresh(names)
@@ -90,8 +90,8 @@ def view(pair: runs.Pair, root, watching: bool = False) -> None:
     pattern = top[1].text_input("Filter tags (regular expression)", key="hist_filter",
                                 placeholder="kernel$ or ^grads")
     try:
-        shown = charts.filter_tags(tags, pattern)
-    except charts.TagFilterError as err:
+        shown = scalars.filter_tags(tags, pattern)
+    except scalars.TagFilterError as err:
         st.error(str(err))
         shown = tags
     if not shown:
@@ -144,7 +144,7 @@ def _compare(series: dict[str, list[HistogramSeries]], sides, colors, buckets: i
             i = int(list(s.steps).index(near))
             shown.append((label, color, near, s.edges[i], s.counts[i]))
             notes.append(f"{label} shows step {near}" + ("" if near == step else " (nearest logged)"))
-        fig = hist_charts.compare_figure(shown, buckets, tag)
+        fig = histograms.compare_figure(shown, buckets, tag)
         st.plotly_chart(fig, key=f"hist_compare_{tag}", width="stretch")
         st.caption(f"Step {step}: " + "; ".join(notes) + ".")
 

@@ -10,9 +10,9 @@ from functools import lru_cache
 import streamlit as st
 
 from pages.common import framework_badge
-from trainers import spec as specmod
-from trainers.spec import RunSpec, SpecError
-from twinboard import launcher
+from twinboard.contract import spec as specmod
+from twinboard.contract import RunSpec, SpecError
+from twinboard import runs
 from twinboard.config import logdir
 
 REFRESH_S = 2.0  # the run list's refresh interval while any job is queued or running
@@ -116,8 +116,8 @@ def _start(values: dict, name: str, root) -> None:
         st.error(f"Not started: {err}", icon=":material/error:")
         return
     with st.spinner("Starting both trainers…"):
-        outcome = launcher.launch(spec, logdir=root, name=name or None)
-    if isinstance(outcome, launcher.Launched):
+        outcome = runs.launch(spec, logdir=root, name=name or None)
+    if isinstance(outcome, runs.Launched):
         st.success(f"Started **{outcome.run_id}**: it appears below; watch it on the Scalars page.",
                    icon=":material/rocket_launch:")
     else:
@@ -126,7 +126,7 @@ def _start(values: dict, name: str, root) -> None:
         st.code(outcome.stderr or "(no output)", language=None)
 
 
-def _progress(job: launcher.JobStatus) -> float:
+def _progress(job: runs.JobStatus) -> float:
     if job.state == "finished":
         return 1.0
     if job.total_steps and job.step is not None:
@@ -134,7 +134,7 @@ def _progress(job: launcher.JobStatus) -> float:
     return 0.0
 
 
-def _progress_text(job: launcher.JobStatus) -> str:
+def _progress_text(job: runs.JobStatus) -> str:
     if job.state == "queued":
         return "queued: waiting for a free slot"
     if job.total_steps:
@@ -152,7 +152,7 @@ def _summary(spec: dict) -> str:
             f"{length} · seed {g('seed')} · {g('dtype')} · init {g('init')}")
 
 
-def _run_card(run: launcher.RunStatus, root) -> None:
+def _run_card(run: runs.RunStatus, root) -> None:
     active = any(j.state in ACTIVE for j in run.frameworks.values())
     with st.container(border=True, key=f"launch_card_{run.run_id}"):
         head, button = st.columns([5, 1], vertical_alignment="center")
@@ -162,8 +162,8 @@ def _run_card(run: launcher.RunStatus, root) -> None:
         if active and button.button("Stop", key=f"launch_stop_{run.run_id}", icon=":material/stop:"):
             with st.spinner(f"Stopping {run.run_id}…"):
                 try:
-                    launcher.stop(run.run_id, logdir=root)
-                except launcher.LauncherError as err:
+                    runs.stop(run.run_id, logdir=root)
+                except runs.LauncherError as err:
                     st.error(str(err))
             st.rerun()  # the whole page: the list may have nothing active any more
         for col, (fw, job) in zip(st.columns(max(len(run.frameworks), 1)), run.frameworks.items()):
@@ -178,15 +178,15 @@ def _run_card(run: launcher.RunStatus, root) -> None:
 
 def _runs_list(root, live: bool) -> None:
     """The run list; a fragment that reruns every REFRESH_S while `live` (decided by the last full run)."""
-    runs = sorted(launcher.list_runs(root), key=lambda r: (r.created, r.run_id), reverse=True)
-    active = any(j.state in ACTIVE for r in runs for j in r.frameworks.values())
+    found = sorted(runs.list_runs(root), key=lambda r: (r.created, r.run_id), reverse=True)
+    active = any(j.state in ACTIVE for r in found for j in r.frameworks.values())
     if active != live:
         st.rerun()  # a full run re-declares this fragment with the timer on, or off
-    if not runs:
+    if not found:
         st.info(f"No runs yet in `{root}`. Start one above.", icon=":material/info:")
         return
-    show_all = len(runs) > SHOWN_RUNS and st.toggle(f"Show all {len(runs)} runs", key="launch_show_all")
-    for run in runs if show_all else runs[:SHOWN_RUNS]:
+    show_all = len(found) > SHOWN_RUNS and st.toggle(f"Show all {len(found)} runs", key="launch_show_all")
+    for run in found if show_all else found[:SHOWN_RUNS]:
         _run_card(run, root)
 
 
@@ -199,7 +199,7 @@ def launch_page() -> None:
     if submitted:
         _start(values, name, root)
     st.subheader("Runs")
-    live = any(j.state in ACTIVE for r in launcher.list_runs(root) for j in r.frameworks.values())
+    live = any(j.state in ACTIVE for r in runs.list_runs(root) for j in r.frameworks.values())
     st.fragment(run_every=REFRESH_S if live else None)(_runs_list)(root, live)
 
 

@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import pick_pair, side_label
-from twinboard import events, launcher, parity, parity_charts, runs
+from twinboard import events, parity, runs
 from twinboard.config import logdir
-from twinboard.records import CorruptRecordError
+from twinboard.events import CorruptRecordError
 
 REFRESH_S = 2.0  # refresh interval while either side's job is queued or running
 ACTIVE = ("queued", "running")
@@ -53,8 +53,8 @@ def _live(root, pair: runs.Pair) -> bool:
     """Whether a launcher job behind either side is queued or running (uploads never are)."""
     for run_id in {r.group for r in pair.runs if r.source == "local"}:
         try:
-            status = launcher.get_run(run_id, logdir=root)
-        except launcher.LauncherError:
+            status = runs.get_run(run_id, logdir=root)
+        except runs.LauncherError:
             continue  # not a launcher run (event files someone copied in)
         if any(j.state in ACTIVE for j in status.frameworks.values()):
             return True
@@ -117,10 +117,10 @@ def _difference(pair: runs.Pair, diff: pd.DataFrame, tag: str, tol: float, view:
     if notes:
         st.caption("; ".join(notes) + ".")
     names = _labels(pair)
-    st.plotly_chart(parity_charts.curves_figure(diff, tag, names, (pair.left.framework, pair.right.framework),
+    st.plotly_chart(parity.curves_figure(diff, tag, names, (pair.left.framework, pair.right.framework),
                                                 log_y=view["log_curves"]),
                     key="parity_curves", config={"displaylogo": False})
-    st.plotly_chart(parity_charts.difference_figure(diff, tag, tol, s.first_part),
+    st.plotly_chart(parity.difference_figure(diff, tag, tol, s.first_part),
                     key="parity_difference", config={"displaylogo": False})
 
 

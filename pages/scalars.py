@@ -10,10 +10,10 @@ from pathlib import Path
 import streamlit as st
 
 from pages.common import pick_more_pairs, pick_pair, side_label
-from twinboard import charts, events, launcher, runs, tagmap
+from twinboard import events, runs, scalars, tagmap
 from twinboard.config import logdir
-from twinboard.records import CorruptRecordError
-from twinboard.smoothing import MAX_POINTS, MAX_SMOOTHING
+from twinboard.events import CorruptRecordError
+from twinboard.scalars import MAX_POINTS, MAX_SMOOTHING
 
 REFRESH_S = 1.0  # chart refresh interval while a run is live: p95 append-to-screen <= 2 s needs <= ~1.5 s (bench/live_latency)
 ACTIVE = ("queued", "running")
@@ -120,16 +120,16 @@ def _tags(mapped: dict[str, tagmap.MappedRun]) -> list[str]:
 
 def _series(store: RunStores, run: tagmap.MappedRun, tag: str, x_axis: str):
     """(step, wall_time, value, x) of our `tag`; x on a mapped axis, None on a time axis."""
-    return tagmap.mapped_series(run, tag, store.series, x_axis if x_axis in charts.MAPPED_AXES else None)
+    return tagmap.mapped_series(run, tag, store.series, x_axis if x_axis in scalars.MAPPED_AXES else None)
 
 
-def _jobs(root, pairs: list[runs.Pair]) -> list[launcher.JobStatus]:
+def _jobs(root, pairs: list[runs.Pair]) -> list[runs.JobStatus]:
     """The launcher jobs behind the shown runs (uploads and copied-in folders have none)."""
     jobs = []
     for run_id in sorted({r.group for p in pairs for r in p.runs if r.source == "local"}):
         try:
-            jobs.extend(launcher.get_run(run_id, logdir=root).frameworks.values())
-        except launcher.LauncherError:
+            jobs.extend(runs.get_run(run_id, logdir=root).frameworks.values())
+        except runs.LauncherError:
             continue  # not a launcher run (a folder of event files someone copied in)
     return jobs
 
@@ -141,17 +141,17 @@ def _live(root, pairs: list[runs.Pair]) -> bool:
 def _run_starts(store: RunStores, mapped: dict[str, tagmap.MappedRun]) -> dict[str, float | None]:
     """Each shown run's first event time over all its series: the origin of relative time."""
     known = set(store.runs())
-    return {name: charts.first_wall_time([store.series(src, t).wall_time for src in m.sources
+    return {name: scalars.first_wall_time([store.series(src, t).wall_time for src in m.sources
                                           if src in known for t in store.tags(src)])
             for name, m in mapped.items()}
 
 
 def _curves(store: RunStores, pairs: list[runs.Pair], mapped: dict[str, tagmap.MappedRun],
-            tag: str, starts: dict[str, float | None], x_axis: str, problems: set[str]) -> list[charts.Curve]:
+            tag: str, starts: dict[str, float | None], x_axis: str, problems: set[str]) -> list[scalars.Curve]:
     """The curves of our `tag`; a run whose mapping cannot place it on `x_axis` adds to `problems`."""
     curves = []
     for i, pair in enumerate(pairs):
-        colors = charts.side_colors(pair.left.framework, pair.right.framework)
+        colors = scalars.side_colors(pair.left.framework, pair.right.framework)
         for side, run in enumerate(pair.runs):
             if tag not in mapped[run.name].tags:
                 continue
@@ -164,8 +164,8 @@ def _curves(store: RunStores, pairs: list[runs.Pair], mapped: dict[str, tagmap.M
             # The same buffer and length hold the same points (a store only appends): a key for
             # PreparedCache, so a live refresh redraws only the series that grew.
             key = (run.name, tag, mapped[run.name].mapping, len(value), value.__array_interface__["data"][0])
-            curves.append(charts.Curve(name, side, colors[side], step, wall, value,
-                                       charts.pair_dash(i), starts.get(run.name), x, key))
+            curves.append(scalars.Curve(name, side, colors[side], step, wall, value,
+                                       scalars.pair_dash(i), starts.get(run.name), x, key))
     return curves
 
 
@@ -183,7 +183,7 @@ def _zoom_slider(store: RunStores, pairs: list[runs.Pair], mapped: dict[str, tag
                 continue
             if step is not None:
                 arrays.append(step if x is None else x)
-    bounds = charts.x_bounds(arrays)
+    bounds = scalars.x_bounds(arrays)
     if bounds is None:
         return None
     in_steps = x_axis not in ("epoch", "samples")
@@ -215,12 +215,12 @@ def _charts(root, pairs: list[runs.Pair], mappings: dict[str, tagmap.Mapping], f
     if len(pairs) > 1:
         panels = (f"{panels[0]} side", f"{panels[1]} side")
     problems: set[str] = set()  # runs the x axis cannot place: said once, above the charts
-    cache = st.session_state.setdefault("scalars_prepared", charts.PreparedCache())
+    cache = st.session_state.setdefault("scalars_prepared", scalars.PreparedCache())
     cache.rotate()
     figures = {}
     for tag in (t for tags in groups.values() for t in tags):
         curves = _curves(store, pairs, mapped, tag, starts, view["x_axis"], problems)
-        figures[tag] = charts.scalar_figure(tag, curves, smoothing=view["smoothing"], x_axis=view["x_axis"],
+        figures[tag] = scalars.scalar_figure(tag, curves, smoothing=view["smoothing"], x_axis=view["x_axis"],
                                             log_y=view["log_y"], overlay=view["overlay"],
                                             panel_titles=panels, step_range=view["steps"], cache=cache,
                                             encode=True)
@@ -254,8 +254,8 @@ def scalars_page() -> None:
     side.divider()
     pattern = side.text_input("Filter tags (regex)", key="scalars_filter", placeholder="e.g. loss|acc")
     try:
-        shown = charts.filter_tags(tags, pattern)
-    except charts.TagFilterError as err:
+        shown = scalars.filter_tags(tags, pattern)
+    except scalars.TagFilterError as err:
         side.error(str(err))
         shown = tags
     overlay = side.toggle("Overlay the two sides", key="scalars_overlay",
@@ -264,7 +264,7 @@ def scalars_page() -> None:
                             key="scalars_smoothing",
                             help="TensorBoard's debiased exponential moving average; 0 = off. "
                                  "The raw series is drawn faintly behind.")
-    axes = list(charts.X_AXES)  # first shown: what an upload's mapping suggests (Keras: epoch)
+    axes = list(scalars.X_AXES)  # first shown: what an upload's mapping suggests (Keras: epoch)
     first = next((m.x_axis for m in mappings.values() if m.x_axis != "step"), "step")
     x_axis = side.radio("X axis", axes, index=axes.index(first), key="scalars_x_axis", horizontal=True,
                         format_func=lambda a: {"step": "Step", "epoch": "Epoch", "samples": "Samples",
@@ -285,7 +285,7 @@ def scalars_page() -> None:
             "steps": steps}
     live = _live(root, pairs)
     st.fragment(run_every=REFRESH_S if live else None)(_charts)(
-        root, pairs, mappings, folders, tags, charts.group_tags(shown), view, live)
+        root, pairs, mappings, folders, tags, scalars.group_tags(shown), view, live)
 
 
 scalars_page()

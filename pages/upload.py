@@ -4,9 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from twinboard import export, runs, tagmap, uploads
+from twinboard import runs, tagmap, uploads
 from twinboard.config import logdir
-from twinboard.records import CorruptRecordError
+from twinboard.events import CorruptRecordError
 
 RULE_COLUMNS = ["run", "tag", "to", "step_unit", "step_offset"]
 
@@ -163,18 +163,18 @@ def _export_section(root) -> None:
     if not chosen:
         return
     try:
-        df = export.collect([(n, by_name[n].path) for n in chosen], mapped=mapped, logdir=root)
+        df = uploads.collect([(n, by_name[n].path) for n in chosen], mapped=mapped, logdir=root)
     except (CorruptRecordError, tagmap.MappingError, OSError) as err:
         st.error(f"Could not read the scalars: {err}")
         return
     all_tags = sorted(df["tag"].unique())
     tags = st.multiselect("Tags (none chosen = all)", all_tags, key="export_tags")
     df = df[df["tag"].isin(tags or all_tags)]
-    st.caption(f"{len(df)} points; columns {', '.join(export.COLUMNS)}.")
+    st.caption(f"{len(df)} points; columns {', '.join(uploads.COLUMNS)}.")
     c1, c2 = st.columns(2)
-    c1.download_button("Download CSV", export.to_csv_bytes(df), "twinboard-scalars.csv", "text/csv",
+    c1.download_button("Download CSV", uploads.to_csv_bytes(df), "twinboard-scalars.csv", "text/csv",
                        key="export_csv", disabled=df.empty)
-    c2.download_button("Download Parquet", export.to_parquet_bytes(df), "twinboard-scalars.parquet",
+    c2.download_button("Download Parquet", uploads.to_parquet_bytes(df), "twinboard-scalars.parquet",
                        "application/vnd.apache.parquet", key="export_parquet", disabled=df.empty)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from trainers.spec import RunSpec
+from twinboard.contract import RunSpec
 
 REAL_SPEC = RunSpec(task="digits", model="mlp", hidden=(64, 32), steps=20, epochs=1, log_every=1,
                     histogram_every=5, embedding_steps=(10,), embedding_samples=24)
@@ -48,16 +48,16 @@ class RealPair:
 @pytest.fixture(scope="session")
 def real_pair(tmp_path_factory) -> RealPair:
     from tests.stub_trainer import kill_spawned
-    from twinboard import launcher
+    from twinboard import runs
 
     logdir = tmp_path_factory.mktemp("real_pair") / "logs"
     saved = {k: os.environ.get(k) for k in ("TWINBOARD_LOGDIR", "TWINBOARD_TRAINER_CMD", "TWINBOARD_MAX_PROCS")}
     os.environ.pop("TWINBOARD_TRAINER_CMD", None)  # the real trainers
     os.environ["TWINBOARD_MAX_PROCS"] = "2"
     try:
-        run = launcher.launch(REAL_SPEC, logdir=logdir)
-        assert isinstance(run, launcher.Launched), run
-        outcomes = launcher.wait(run.run_id, timeout=300, logdir=logdir)
+        run = runs.launch(REAL_SPEC, logdir=logdir)
+        assert isinstance(run, runs.Launched), run
+        outcomes = runs.wait(run.run_id, timeout=300, logdir=logdir)
     finally:
         for k, v in saved.items():
             if v is None:

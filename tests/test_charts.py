@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from twinboard import charts
-from twinboard.smoothing import MAX_POINTS, downsample, ema
+from twinboard import scalars
+from twinboard.scalars import MAX_POINTS, downsample, ema
 
 
 def tensorboard_ema(values, w):
@@ -108,50 +108,50 @@ def test_downsample_tiny_budgets_and_unsorted_x():
 # --- x axis, ranges, tags ------------------------------------------------------------------------
 def test_relative_and_wall_time():
     wall = np.array([1000.5, 1001.0, 1010.25])
-    np.testing.assert_allclose(charts.relative_time(wall), [0.0, 0.5, 9.75])
-    np.testing.assert_allclose(charts.relative_time(wall, start=1000.0), [0.5, 1.0, 10.25])
-    dt = charts.wall_datetime(wall)
+    np.testing.assert_allclose(scalars.relative_time(wall), [0.0, 0.5, 9.75])
+    np.testing.assert_allclose(scalars.relative_time(wall, start=1000.0), [0.5, 1.0, 10.25])
+    dt = scalars.wall_datetime(wall)
     assert dt.dtype == np.dtype("datetime64[ms]")
     assert str(dt[0]) == "1970-01-01T00:16:40.500"
-    np.testing.assert_array_equal(charts.x_values(np.array([1, 2, 3]), wall, "step"), [1, 2, 3])
+    np.testing.assert_array_equal(scalars.x_values(np.array([1, 2, 3]), wall, "step"), [1, 2, 3])
     with pytest.raises(ValueError, match="x axis"):
-        charts.x_values(np.array([1]), wall[:1], "epoch")
-    assert charts.first_wall_time([np.array([5.0, 6.0]), np.array([]), np.array([3.0])]) == 3.0
-    assert charts.step_bounds([np.array([10, 20]), np.array([0, 5])]) == (0, 20)
-    assert charts.step_bounds([np.array([])]) is None
-    assert charts.x_bounds([np.array([10.0, 20.0]), np.array([0, 5])]) == (0, 20)
-    assert charts.x_bounds([np.array([1.0, 2.0]), np.array([0.5, np.nan])]) == (0.5, 2.0)
-    assert charts.x_bounds([np.array([]), np.array([np.nan])]) is None
+        scalars.x_values(np.array([1]), wall[:1], "epoch")
+    assert scalars.first_wall_time([np.array([5.0, 6.0]), np.array([]), np.array([3.0])]) == 3.0
+    assert scalars.step_bounds([np.array([10, 20]), np.array([0, 5])]) == (0, 20)
+    assert scalars.step_bounds([np.array([])]) is None
+    assert scalars.x_bounds([np.array([10.0, 20.0]), np.array([0, 5])]) == (0, 20)
+    assert scalars.x_bounds([np.array([1.0, 2.0]), np.array([0.5, np.nan])]) == (0.5, 2.0)
+    assert scalars.x_bounds([np.array([]), np.array([np.nan])]) is None
 
 
 def test_y_range_shared_linear_and_log():
-    lo, hi = charts.y_range([np.array([1.0, 2.0]), np.array([np.nan, 4.0, np.inf])])
+    lo, hi = scalars.y_range([np.array([1.0, 2.0]), np.array([np.nan, 4.0, np.inf])])
     assert lo < 1.0 and hi > 4.0 and math.isclose(hi - lo, 3.0 * 1.1)
-    lo, hi = charts.y_range([np.array([-1.0, 0.01, 100.0])], log=True)
+    lo, hi = scalars.y_range([np.array([-1.0, 0.01, 100.0])], log=True)
     assert lo < -2 and hi > 2  # log10 units, the non-positive value ignored
-    assert charts.y_range([np.array([np.nan])]) is None
-    assert charts.y_range([np.array([-3.0])], log=True) is None
-    assert charts.y_range([np.array([0.05, 0.05])]) == pytest.approx([0.045, 0.055])
-    lo, hi = charts.y_range([np.array([0.0])])
+    assert scalars.y_range([np.array([np.nan])]) is None
+    assert scalars.y_range([np.array([-3.0])], log=True) is None
+    assert scalars.y_range([np.array([0.05, 0.05])]) == pytest.approx([0.045, 0.055])
+    lo, hi = scalars.y_range([np.array([0.0])])
     assert lo < 0.0 < hi
 
 
 def test_tag_groups_and_filter():
     tags = ["perf/step_ms", "loss/val", "lr", "accuracy/train", "loss/train", "zeta/x", "alpha"]
-    groups = charts.group_tags(tags)
+    groups = scalars.group_tags(tags)
     assert list(groups) == ["loss", "accuracy", "lr", "perf", "alpha", "zeta"]
     assert groups["loss"] == ["loss/train", "loss/val"]
-    assert charts.filter_tags(tags, "train$") == ["accuracy/train", "loss/train"]
-    assert charts.filter_tags(tags, "  ") == tags
-    with pytest.raises(charts.TagFilterError, match=r"'loss\('"):
-        charts.filter_tags(tags, "loss(")
+    assert scalars.filter_tags(tags, "train$") == ["accuracy/train", "loss/train"]
+    assert scalars.filter_tags(tags, "  ") == tags
+    with pytest.raises(scalars.TagFilterError, match=r"'loss\('"):
+        scalars.filter_tags(tags, "loss(")
 
 
 def test_side_colors():
-    assert charts.side_colors("torch", "tensorflow") == ("#EE4C2C", "#FF8F00")
-    left, right = charts.side_colors("torch", "torch")
+    assert scalars.side_colors("torch", "tensorflow") == ("#EE4C2C", "#FF8F00")
+    left, right = scalars.side_colors("torch", "torch")
     assert left != right
-    assert charts.FRAMEWORK_COLORS["torch"] != charts.FRAMEWORK_COLORS["tensorflow"]
+    assert scalars.FRAMEWORK_COLORS["torch"] != scalars.FRAMEWORK_COLORS["tensorflow"]
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -162,16 +162,16 @@ def curves(n=100_001, x_axis="step"):
     a = np.exp(-step / 20_000) + rng.random(n) * 0.1
     b = np.exp(-step / 25_000) + rng.random(n) * 0.1
     x = step / 100.0 if x_axis in ("epoch", "samples") else None  # what tagmap.to_x would give
-    return [charts.Curve("PyTorch", 0, "#EE4C2C", step, wall, a, x=x),
-            charts.Curve("TensorFlow", 1, "#FF8F00", step[:500], wall[:500] + 3, b[:500],
+    return [scalars.Curve("PyTorch", 0, "#EE4C2C", step, wall, a, x=x),
+            scalars.Curve("TensorFlow", 1, "#FF8F00", step[:500], wall[:500] + 3, b[:500],
                          x=None if x is None else x[:500])]
 
 
 @pytest.mark.parametrize("overlay", [False, True])
-@pytest.mark.parametrize("x_axis", list(charts.X_AXES))
+@pytest.mark.parametrize("x_axis", list(scalars.X_AXES))
 @pytest.mark.parametrize("log_y", [False, True])
 def test_scalar_figure_bounded_and_labelled(overlay, x_axis, log_y):
-    fig = charts.scalar_figure("loss/train", curves(x_axis=x_axis), smoothing=0.6, x_axis=x_axis,
+    fig = scalars.scalar_figure("loss/train", curves(x_axis=x_axis), smoothing=0.6, x_axis=x_axis,
                                log_y=log_y, overlay=overlay)
     assert all(len(t.x) <= MAX_POINTS for t in fig.data)
     assert len(fig.data) == 4  # raw + smoothed per curve
@@ -183,7 +183,7 @@ def test_scalar_figure_bounded_and_labelled(overlay, x_axis, log_y):
 
 
 def test_scalar_figure_zoomed_range_is_full_resolution():
-    fig = charts.scalar_figure("loss/train", curves(), smoothing=0.0, step_range=(1000, 2999))
+    fig = scalars.scalar_figure("loss/train", curves(), smoothing=0.0, step_range=(1000, 2999))
     assert [len(t.x) for t in fig.data] == [2000, 0]
     assert not fig.layout.title.subtitle.text
     assert fig.data[0].x[0] == 1000 and fig.data[0].x[-1] == 2999
@@ -191,7 +191,7 @@ def test_scalar_figure_zoomed_range_is_full_resolution():
 
 def test_zoom_keeps_whole_series_smoothing():
     c = curves(5000)[0]
-    zoom = charts.prepare(c, 0.9, step_range=(3000, 3999))
+    zoom = scalars.prepare(c, 0.9, step_range=(3000, 3999))
     np.testing.assert_allclose(zoom.smooth_y, ema(c.value, 0.9)[3000:4000])
     np.testing.assert_array_equal(zoom.smooth_step, np.arange(3000, 4000))
 
@@ -199,22 +199,22 @@ def test_zoom_keeps_whole_series_smoothing():
 def test_mapped_x_is_drawn_zoomed_and_sampled_in_its_own_units():
     """A per-step run (x = step / 3 epochs) and a per-epoch run on one epoch axis."""
     step = np.arange(6000, dtype=np.int64)
-    per_step = charts.Curve("local", 0, "#EE4C2C", step, 1.7e9 + step, np.cos(step / 500), x=step / 3.0)
-    per_epoch = charts.Curve("keras", 1, "#2E6FD8", np.arange(3), 1.7e9 + np.arange(3),
+    per_step = scalars.Curve("local", 0, "#EE4C2C", step, 1.7e9 + step, np.cos(step / 500), x=step / 3.0)
+    per_epoch = scalars.Curve("keras", 1, "#2E6FD8", np.arange(3), 1.7e9 + np.arange(3),
                              np.array([0.9, 0.7, 0.6]), x=np.array([1.0, 2.0, 3.0]))
-    fig = charts.scalar_figure("loss/train", [per_step, per_epoch], x_axis="epoch", overlay=True)
+    fig = scalars.scalar_figure("loss/train", [per_step, per_epoch], x_axis="epoch", overlay=True)
     assert fig.layout.xaxis.title.text == "epoch"
     assert len(fig.data[0].x) <= MAX_POINTS and fig.data[0].x[-1] == pytest.approx(5999 / 3)
     assert list(fig.data[1].x) == [1.0, 2.0, 3.0] and list(fig.data[1].customdata) == [0, 1, 2]
-    fig = charts.scalar_figure("loss/train", [per_step, per_epoch], x_axis="epoch", step_range=(1.5, 2.0))
+    fig = scalars.scalar_figure("loss/train", [per_step, per_epoch], x_axis="epoch", step_range=(1.5, 2.0))
     assert list(fig.data[1].x) == [2.0]  # the range is in epochs, for both runs
     assert min(fig.data[0].x) >= 1.5 and max(fig.data[0].x) <= 2.0 and len(fig.data[0].x) == 2
     with pytest.raises(ValueError, match="x axis 'samples'"):
-        charts.prepare(charts.Curve("no x", 0, "#000", step, step * 1.0, step * 1.0), x_axis="samples")
+        scalars.prepare(scalars.Curve("no x", 0, "#000", step, step * 1.0, step * 1.0), x_axis="samples")
 
 
 def test_prepared_cache_reuses_only_what_the_last_run_used():
-    cache, calls = charts.PreparedCache(), []
+    cache, calls = scalars.PreparedCache(), []
 
     def compute(name):
         return lambda: calls.append(name) or name
@@ -239,33 +239,33 @@ def test_cached_and_encoded_figures_send_what_plain_ones_send():
         return plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, True), validate=False)
 
     cs = curves(20_000)
-    keyed = [charts.Curve(c.name, c.side, c.color, c.step, c.wall_time, c.value, key=i) for i, c in enumerate(cs)]
-    cache = charts.PreparedCache()
+    keyed = [scalars.Curve(c.name, c.side, c.color, c.step, c.wall_time, c.value, key=i) for i, c in enumerate(cs)]
+    cache = scalars.PreparedCache()
     for x_axis in ("step", "wall"):
-        plain = sent(charts.scalar_figure("t", cs, smoothing=0.6, x_axis=x_axis))
+        plain = sent(scalars.scalar_figure("t", cs, smoothing=0.6, x_axis=x_axis))
         for _ in range(2):  # computed, then reused
             cache.rotate()
-            assert sent(charts.scalar_figure("t", keyed, smoothing=0.6, x_axis=x_axis, cache=cache,
+            assert sent(scalars.scalar_figure("t", keyed, smoothing=0.6, x_axis=x_axis, cache=cache,
                                              encode=True)) == plain
     for a in (np.arange(5), np.arange(5) * 10**6, np.arange(5) * 10**12, np.linspace(0, 1, 5),
               np.arange(5, dtype=np.float32), np.array([], np.int64),
-              charts.wall_datetime(np.array([1.7e9, 1.7e9 + 1]))):
-        ours, theirs = charts.typed_array(a), to_typed_array_spec(a)
+              scalars.wall_datetime(np.array([1.7e9, 1.7e9 + 1]))):
+        ours, theirs = scalars.typed_array(a), to_typed_array_spec(a)
         assert json.dumps(ours, default=str) == json.dumps(theirs, default=str)
 
 
 def test_figures_carry_a_template_cut_to_line_charts():
-    fig = charts.scalar_figure("t", curves(100))
+    fig = scalars.scalar_figure("t", curves(100))
     template = fig.layout.template.to_plotly_json()
     assert set(template.get("data", {})) <= {"scatter"} and template["layout"]
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.6])
 def test_a_lone_point_is_drawn_with_a_marker(smoothing):
-    one = charts.Curve("PyTorch", 0, "#EE4C2C", np.array([60]), np.array([1.7e9]), np.array([2.5]),
+    one = scalars.Curve("PyTorch", 0, "#EE4C2C", np.array([60]), np.array([1.7e9]), np.array([2.5]),
                        x=np.array([60.0]))
     step = np.arange(1, 2001)
-    many = charts.Curve("TensorFlow", 1, "#FF8F00", step, 1.7e9 + step, np.sin(step / 50.0), x=step.astype(float))
-    fig = charts.scalar_figure("perf/step_ms", [one, many], smoothing=smoothing)
+    many = scalars.Curve("TensorFlow", 1, "#FF8F00", step, 1.7e9 + step, np.sin(step / 50.0), x=step.astype(float))
+    fig = scalars.scalar_figure("perf/step_ms", [one, many], smoothing=smoothing)
     shown = {tr.name.split(" (")[0]: tr.mode for tr in fig.data if tr.hoverinfo != "skip"}
     assert "markers" in shown["PyTorch"] and shown["TensorFlow"] == "lines"

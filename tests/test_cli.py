@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from trainers.spec import RunSpec
-from twinboard import __main__ as cli
-from twinboard import launcher
+from twinboard.contract import RunSpec
+from twinboard import cli
+from twinboard import runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def test_a_bad_value_exits_2_with_the_message_and_launches_nothing(logdir, capsy
         cli.main(["launch", *argv])
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
-    assert not logdir.exists() or not launcher.list_runs()
+    assert not logdir.exists() or not runs.list_runs()
 
 
 def test_launch_wait_exit_status_follows_the_outcomes(logdir, capsys, monkeypatch):
@@ -67,7 +67,7 @@ def test_launch_without_wait_returns_at_once_then_runs_and_stop(logdir, capsys, 
     assert cli.main(["launch", "--steps", "4", "--name", "long"]) == 0
     assert capsys.readouterr().out.strip() == str(logdir / "long")
     deadline = time.monotonic() + 20
-    while {j.describe() for j in launcher.get_run("long").frameworks.values()} != {"running 1/4"}:
+    while {j.describe() for j in runs.get_run("long").frameworks.values()} != {"running 1/4"}:
         assert time.monotonic() < deadline, "the pair never started"
         time.sleep(0.05)
     assert cli.main(["runs"]) == 0

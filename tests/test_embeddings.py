@@ -251,8 +251,8 @@ def test_knn_overlap():
     assert embeddings.knn_overlap(x, rng.normal(size=(300, 8))) < 0.2
     assert embeddings.knn_overlap(x[:4], x[:4], k=10) == 1.0  # k clamped to N - 1
     # blocked distances agree with the one-block computation
-    np.testing.assert_array_equal(np.sort(embeddings._neighbours(x, 5, block=7), axis=1),
-                                  np.sort(embeddings._neighbours(x, 5), axis=1))
+    np.testing.assert_array_equal(np.sort(embeddings.reader._neighbours(x, 5, block=7), axis=1),
+                                  np.sort(embeddings.reader._neighbours(x, 5), axis=1))
 
 
 def test_similarity_by_step(tmp_path):

@@ -19,7 +19,7 @@ from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.compat.proto.types_pb2 import DT_DOUBLE, DT_FLOAT
 
 from trainers import event_records, torch_events
-from twinboard.records import frame, iter_events
+from twinboard.events import frame, iter_events
 
 TAGS = ["loss/train", "lr", "accuracy/ü", "t" * 200, "perf/samples_per_s"]
 SCALARS_META = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from tensorboard.compat.proto import event_pb2
 
-from twinboard import events, fastscan
+from twinboard.events import native
 from twinboard.events import ScalarStore, read_scalars
-from twinboard.records import CorruptRecordError, frame
+from twinboard.events import CorruptRecordError, frame
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,7 +113,7 @@ def _rows(df):
 def test_real_writers_match_event_accumulator(written, pure, monkeypatch):
     out, expected = written
     if pure:
-        monkeypatch.setitem(fastscan._state, "kernel", None)
+        monkeypatch.setitem(native._state, "kernel", None)
     df = read_scalars(out)
     assert list(df.columns) == ["run", "tag", "step", "wall_time", "value"]
     got = _rows(df)
@@ -160,7 +160,7 @@ def header() -> bytes:
 @pytest.fixture(params=[False, True], ids=["compiled", "protobuf"])
 def path_kind(request, monkeypatch):
     if request.param:
-        monkeypatch.setitem(fastscan._state, "kernel", None)
+        monkeypatch.setitem(native._state, "kernel", None)
     return request.param
 
 

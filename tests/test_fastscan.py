@@ -13,12 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2
 
-from twinboard import events, fastscan
-from twinboard.records import CorruptRecordError, frame
+from twinboard import events
+from twinboard.events import fastscan, native, scalars
+from twinboard.events import CorruptRecordError, frame
 
 ROOT = Path(__file__).resolve().parents[1]
 
-needs_kernel = pytest.mark.skipif(not fastscan.available(), reason="compiled kernel unavailable")
+needs_kernel = pytest.mark.skipif(not native.available(), reason="compiled kernel unavailable")
 
 
 def decode(data: bytes, pure: bool, cuts=()):
@@ -28,7 +29,7 @@ def decode(data: bytes, pure: bool, cuts=()):
     pos, err = 0, None
     try:
         for cut in [*sorted(cuts), len(data)]:
-            pos = events.decode(data[:max(cut, pos)], pos, tags, out, pure=pure)
+            pos = scalars.decode(data[:max(cut, pos)], pos, tags, out, pure=pure)
     except CorruptRecordError as exc:
         err = (exc.offset, exc.reason)
     n = out.n
@@ -265,7 +266,7 @@ def test_fnv1a_matches_the_kernel_for_unicode_tags():
     tags, out = fastscan.Tags(), fastscan.Columns()
     fastscan.decode(first + then, 0, tags, out, fallback)
     assert tags.names == ["ü/δ🙂"] and out.n == 5
-    assert calls == ([0] if fastscan.available() else [0, len(first), len(first) + len(then) // 3,
+    assert calls == ([0] if native.available() else [0, len(first), len(first) + len(then) // 3,
                                                         len(first) + 2 * len(then) // 3])
     assert fastscan.fnv1a("ü".encode()) == fastscan.fnv1a(b"\xc3\xbc")
 
@@ -277,8 +278,8 @@ def test_without_numba_the_protobuf_path_gives_the_same(tmp_path):
                          metadata=meta("scalars"))
     path.write_bytes(b"".join(frame(scalar_event(f"t{i % 3}", i, i / 7)) for i in range(50))
                      + frame(ev.SerializeToString()))
-    code = ("import sys; from twinboard import events, fastscan; df = events.read_scalars(sys.argv[1]);"
-            "print(fastscan.available()); df.to_pickle(sys.argv[2])")
+    code = ("import sys; from twinboard import events; from twinboard.events import native; df = events.read_scalars(sys.argv[1]);"
+            "print(native.available()); df.to_pickle(sys.argv[2])")
     env = dict(os.environ, TWINBOARD_NO_JIT="1")
     out = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "df.pkl")], env=env,
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -293,7 +294,7 @@ def test_without_numba_the_protobuf_path_gives_the_same(tmp_path):
 
 
 def test_warm_and_import_twinboard_is_cheap():
-    assert fastscan.warm() == fastscan.available()
+    assert fastscan.warm() == native.available()
     code = "import sys, twinboard; print('twinboard.events' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.split() == ["False", "False"], out.stderr
@@ -307,15 +308,13 @@ def test_without_numba_and_without_a_built_kernel_it_still_reads(tmp_path):
     import shutil
 
     pkg = tmp_path / "src" / "twinboard"
-    pkg.mkdir(parents=True)
-    for f in (ROOT / "twinboard").glob("*.py"):
-        shutil.copy(f, pkg / f.name)
+    shutil.copytree(ROOT / "twinboard", pkg, ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.o"))
     path = tmp_path / "events.out.tfevents.1.x"
     path.write_bytes(b"".join(frame(scalar_event("t", i, i / 4)) for i in range(10)))
     code = ("import sys; sys.modules['numba'] = None\n"
-            "from twinboard import events, fastscan\n"
+            "from twinboard import events\nfrom twinboard.events import native\n"
             "s = events.ScalarStore(sys.argv[1]); s.refresh()\n"
-            "print(fastscan.available(), s.series('.', 't').value.tolist())")
+            "print(native.available(), s.series('.', 't').value.tolist())")
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "src"), XDG_CACHE_HOME=str(tmp_path / "cache"))
     env.pop("TWINBOARD_NO_JIT", None)
     out = subprocess.run([sys.executable, "-c", code, str(path)], env=env, cwd=tmp_path,

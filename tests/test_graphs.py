@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from twinboard import graph_layers, graphview
-from twinboard.graphs import MISSING, Graph, GraphScanner, _may_hold_graph, graph_from_keras_json, read_graphs
-from twinboard.records import CorruptRecordError, frame
+from twinboard import graphs
+from twinboard.graphs.reader import MISSING, Graph, GraphScanner, _may_hold_graph, graph_from_keras_json, read_graphs
+from twinboard.events import CorruptRecordError, frame
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP_PARAMS = 64 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10  # 6570: digits 64 -> 64 -> 32 -> 10
@@ -253,7 +253,7 @@ def test_keras_json_functional_and_keras2_formats():
 
 # --- collapsing ----------------------------------------------------------------------------------------
 def _group_edges(graph: Graph, depth, expand) -> set[tuple[str, str]]:
-    g = {n: graphview.group_of(n, depth, expand) for n in graph.nodes["name"]}
+    g = {n: graphs.group_of(n, depth, expand) for n in graph.nodes["name"]}
     return {(g[s], g[d]) for s, d in zip(graph.edges["src"], graph.edges["dst"]) if g[s] != g[d]}
 
 
@@ -261,7 +261,7 @@ def _group_edges(graph: Graph, depth, expand) -> set[tuple[str, str]]:
 def test_collapsing_real_graphs_reduces_nodes_and_keeps_edges_between_groups(runs, run):
     for g in (x for x in read_graphs(runs / run) if x.kind == "op"):
         for depth in (None, 1, 2):
-            c = graphview.collapse(g, depth)
+            c = graphs.collapse(g, depth)
             assert len(c.nodes) < len(g.nodes)
             assert set(zip(c.edges["src"], c.edges["dst"])) == _group_edges(g, depth, ())
 
@@ -278,10 +278,10 @@ def test_collapse_keeps_every_edge_between_groups_and_invents_none(data, node_na
     nodes = pd.DataFrame({"name": node_names, "op": "Op", "scope": "", "device": "", "shape": "[1]",
                           "attrs": [{} for _ in node_names]})
     g = Graph("tensorflow", "op", "t", 0, nodes, pd.DataFrame(pairs, columns=["src", "dst", "control"]))
-    all_scopes = graphview.scopes(g)
+    all_scopes = graphs.scopes(g)
     expand = data.draw(st.lists(st.sampled_from(all_scopes), unique=True) if all_scopes else st.just([]))
     depth = data.draw(st.sampled_from([None, 0, 1, 2, 3]))
-    c = graphview.collapse(g, depth, expand)
+    c = graphs.collapse(g, depth, expand)
     assert set(zip(c.edges["src"], c.edges["dst"])) == _group_edges(g, depth, expand)
     assert len(c.nodes) <= len(g.nodes) and c.nodes["count"].sum() == len(g.nodes)
     assert set(c.edges["src"]) | set(c.edges["dst"]) <= set(c.nodes["name"])
@@ -289,41 +289,41 @@ def test_collapse_keeps_every_edge_between_groups_and_invents_none(data, node_na
 
 def test_layer_groups_and_expanding_a_scope(runs):
     torch = read_graphs(runs / "mlp/torch")[0]
-    assert set(graphview.collapse(torch).nodes["name"]) >= {"MLP/Linear[dense0]", "MLP/Linear[out]"}
+    assert set(graphs.collapse(torch).nodes["name"]) >= {"MLP/Linear[dense0]", "MLP/Linear[out]"}
     tf = _by_tag(read_graphs(runs / "mlp/tensorflow"), "forward")
-    groups = graphview.collapse(tf)
+    groups = graphs.collapse(tf)
     dense0 = next(n for n in groups.nodes["name"] if n.split("/")[-1].startswith("dense0"))
-    opened = graphview.collapse(tf, expand=[dense0])
+    opened = graphs.collapse(tf, expand=[dense0])
     assert dense0 not in set(opened.nodes["name"]) and len(opened.nodes) > len(groups.nodes)
-    assert graphview.collapse(tf, depth=0).nodes["name"].tolist() == tf.nodes["name"].tolist()
+    assert graphs.collapse(tf, depth=0).nodes["name"].tolist() == tf.nodes["name"].tolist()
 
 
 def test_forward_only_hides_gradient_and_optimizer_ops(runs):
     train = _by_tag(read_graphs(runs / "mlp/tensorflow"), "graph_def")
-    fwd = graphview.forward_only(train)
+    fwd = graphs.forward_only(train)
     top = set(fwd.nodes["name"].str.split("/").str[0])
     assert not top & {"gradient_tape", "sgd", "sgd_1"} and len(fwd.nodes) < len(train.nodes) / 2
     assert not fwd.nodes["op"].str.startswith("Assign").any()
     assert fwd.nodes["name"].str.contains("dense0").any()
     torch = read_graphs(runs / "mlp/torch")[0]
-    assert graphview.forward_only(torch) is torch
+    assert graphs.forward_only(torch) is torch
 
 
 # --- search, details, DOT ------------------------------------------------------------------------------
 def test_find_and_details(runs):
     g = read_graphs(runs / "mlp/torch")[0]
-    found = graphview.find_nodes(g, "DENSE1")
+    found = graphs.find_nodes(g, "DENSE1")
     assert found and all("dense1" in n.lower() for n in found)
     linear = next(n for n in found if g.nodes.set_index("name").at[n, "op"] == "aten::linear")
-    details = graphview.node_details(g, linear).set_index("field")["value"]
+    details = graphs.node_details(g, linear).set_index("field")["value"]
     assert details["op"] == "aten::linear" and details["shape"] == "[32, 32]"
     assert "weight" in details["inputs"] and details["consumers"]
-    assert graphview.find_nodes(g, "  ") == [] and graphview.node_details(g, "nope").empty
+    assert graphs.find_nodes(g, "  ") == [] and graphs.node_details(g, "nope").empty
 
 
 def test_dot_is_valid_looking_and_quotes_every_name(runs):
-    g = graphview.collapse(read_graphs(runs / "cnn/torch")[0])
-    dot = graphview.to_dot(g, highlight=["CNN/Conv2d[conv0]"])
+    g = graphs.collapse(read_graphs(runs / "cnn/torch")[0])
+    dot = graphs.to_dot(g, highlight=["CNN/Conv2d[conv0]"])
     assert dot.startswith('digraph "graph_def" {') and dot.rstrip().endswith("}")
     assert dot.count("{") == dot.count("}")
     for name in g.nodes["name"]:
@@ -332,7 +332,7 @@ def test_dot_is_valid_looking_and_quotes_every_name(runs):
     odd = Graph(None, "op", 'we"ird', 0, pd.DataFrame({"name": ['a"b\\c', "d"], "op": ["X", "Y"], "scope": "",
                                                         "device": "", "shape": "", "attrs": [{}, {}]}),
                 pd.DataFrame({"src": ['a"b\\c'], "dst": ["d"], "control": [True]}))
-    text = graphview.to_dot(odd)
+    text = graphs.to_dot(odd)
     assert '"a\\"b\\\\c" -> "d" [style=dashed' in text and text.startswith('digraph "we\\"ird"')
 
 
@@ -340,9 +340,9 @@ def test_dot_is_valid_looking_and_quotes_every_name(runs):
 @pytest.mark.parametrize("model,total,layers", [("mlp", MLP_PARAMS, ["dense0", "dense1", "out"]),
                                                 ("cnn", CNN_PARAMS, ["conv0", "conv1", "dense0", "out"])])
 def test_parameter_totals_match_between_frameworks(runs, model, total, layers):
-    left = graph_layers.layer_summary(read_graphs(runs / model / "torch"))
-    right = graph_layers.layer_summary(read_graphs(runs / model / "tensorflow"), known=list(left["layer"]))
-    table = graph_layers.align_layers(left, right)
+    left = graphs.layer_summary(read_graphs(runs / model / "torch"))
+    right = graphs.layer_summary(read_graphs(runs / model / "tensorflow"), known=list(left["layer"]))
+    table = graphs.align_layers(left, right)
     print(table.to_string())
     assert [n for n in table["layer"] if n in layers] == layers
     assert table["layer"].iloc[0] == layers[0]
@@ -357,30 +357,30 @@ def test_parameter_totals_match_between_frameworks(runs, model, total, layers):
 
 
 def test_tf_module_graph_gives_layers_too(runs):
-    right = graph_layers.layer_summary(read_graphs(runs / "module/tensorflow"), known=["dense0", "dense1", "out"])
+    right = graphs.layer_summary(read_graphs(runs / "module/tensorflow"), known=["dense0", "dense1", "out"])
     assert list(right["layer"]) == ["dense0", "dense1", "out"]
     assert right["params"].sum() == MLP_PARAMS
 
 
 def test_settings_fill_what_the_graph_cannot_say_and_mismatches_are_flagged(runs, tmp_path):
-    plain = graph_layers.layer_summary(read_graphs(runs / "plain/torch"))
+    plain = graphs.layer_summary(read_graphs(runs / "plain/torch"))
     assert plain["params"].isna().all()  # torch's own writer gives parameter reads no shapes
     settings = {"layers": [{"name": "dense0", "type": "Linear", "output_shape": [32, 64], "params": 4160},
                            {"name": "dense1", "type": "Linear", "output_shape": [32, 32], "params": 2080},
                            {"name": "out", "type": "Linear", "output_shape": [32, 10], "params": 330}]}
     (tmp_path / "settings.json").write_text(json.dumps(settings))
-    filled = graph_layers.layer_summary(read_graphs(runs / "plain/torch"), graph_layers.read_settings(tmp_path))
+    filled = graphs.layer_summary(read_graphs(runs / "plain/torch"), graphs.read_settings(tmp_path))
     assert filled["params"].sum() == MLP_PARAMS
-    assert graph_layers.read_settings(tmp_path / "nowhere") is None
-    right = graph_layers.layer_summary(read_graphs(runs / "cnn/tensorflow"))
-    table = graph_layers.align_layers(filled, right)
+    assert graphs.read_settings(tmp_path / "nowhere") is None
+    right = graphs.layer_summary(read_graphs(runs / "cnn/tensorflow"))
+    table = graphs.align_layers(filled, right)
     flagged = set(table.loc[~table["match"], "layer"])
     assert {"dense0", "total", "conv0"} <= flagged and "out" not in flagged
-    html = graph_layers.style_layers(table).to_html()
+    html = graphs.style_layers(table).to_html()
     assert "#ffcdd2" in html and "6,570" in html
 
 
 def test_shapes_agree_rules():
-    assert graph_layers.shapes_agree("[32, 8, 4, 4]", "[32, 4, 4, 8]")  # NCHW vs NHWC
-    assert graph_layers.shapes_agree("[?, 10]", "[32, 10]") and graph_layers.shapes_agree("", "[1]")
-    assert not graph_layers.shapes_agree("[32, 10]", "[32, 11]")
+    assert graphs.shapes_agree("[32, 8, 4, 4]", "[32, 4, 4, 8]")  # NCHW vs NHWC
+    assert graphs.shapes_agree("[?, 10]", "[32, 10]") and graphs.shapes_agree("", "[1]")
+    assert not graphs.shapes_agree("[32, 10]", "[32, 11]")

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from twinboard.histograms import (BASIS_POINTS, HistogramStore, common_edges, compress, distribution,
-                                  from_buckets, from_histo, read_histograms)
-from twinboard.records import iter_events
+from twinboard.histograms import BASIS_POINTS, HistogramStore, common_edges, compress, distribution, from_buckets, from_histo, read_histograms
+from twinboard.events import iter_events
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = list(range(0, 35 * 5, 5))  # 35 logged steps, one every 5: more than offset mode draws (30)
@@ -265,26 +264,26 @@ def test_distribution_frame(logs):
 
 
 def test_figures_say_what_they_thinned_and_rebinned(logs):
-    from twinboard import hist_charts
+    from twinboard import histograms
 
     store = HistogramStore(logs)
     store.refresh()
     s = store.get("run1/torch", "weights/dense0/kernel")
     edges = common_edges(s.edges, 30)
-    fig = hist_charts.offset_figure(s, edges, "#EE4C2C", "t")
+    fig = histograms.offset_figure(s, edges, "#EE4C2C", "t")
     assert len(fig.data) == 30 and "30 of 35 steps" in fig.layout.annotations[0].text
     drawn = {int(tr.name.split()[-1]) for tr in fig.data}
     ticks = list(fig.layout.yaxis.tickvals)
     assert 2 <= len(ticks) <= 8 and set(ticks) <= drawn and min(ticks) == min(drawn)  # no step that is not there
-    fig = hist_charts.overlay_figure(s, edges, "#EE4C2C", "t", cap=50)
+    fig = histograms.overlay_figure(s, edges, "#EE4C2C", "t", cap=50)
     assert len(fig.data) == 35 + 1  # every step, plus the colour-bar carrier
     t = store.get("run1/tensorflow", "weights/dense0/kernel")
     sides = [("PyTorch", "#EE4C2C", 30, s.edges[6], s.counts[6]), ("TensorFlow", "#FF8F00", 30,
                                                                     t.edges[6], t.counts[6])]
-    fig = hist_charts.compare_figure(sides, 40, "t")
+    fig = histograms.compare_figure(sides, 40, "t")
     assert "re-binned onto 40 common buckets" in fig.layout.annotations[0].text
     assert [sum(tr.y[:-1]) for tr in fig.data] == pytest.approx([64 * 32, 64 * 32])  # y[-1] closes
-    dist = hist_charts.distribution_figure(distribution(t), "#FF8F00", "t")
+    dist = histograms.distribution_figure(distribution(t), "#FF8F00", "t")
     assert len(dist.data) == 2 * 4 + 1
 
 
@@ -325,7 +324,7 @@ def test_histogram_proto_corners():
 
 
 def test_tf_metadata_only_on_a_tags_first_value_and_replaced_files(tmp_path):
-    from twinboard.records import frame
+    from twinboard.events import frame
 
     (tmp_path / "r").mkdir()
     path = tmp_path / "r" / "events.out.tfevents.1"

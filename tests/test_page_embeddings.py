@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from trainers import export_embedding
-from twinboard import embed_charts
+from twinboard import embeddings
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "embeddings.py")
@@ -139,9 +139,9 @@ def test_empty_logdir_says_so(tmp_path, monkeypatch):
 def test_digit_art_and_colour_spec():
     img = np.zeros((8, 8))
     img[2, 3] = 1.0
-    art = embed_charts.digit_art(img).split("<br>")
+    art = embeddings.digit_art(img).split("<br>")
     assert len(art) == 8 and art[2][6:8] == "██" and "░" not in art[0]
-    spec = embed_charts.color_spec("label", *[__import__("pandas").Series(["10", "2", "1"])])
+    spec = embeddings.color_spec("label", *[__import__("pandas").Series(["10", "2", "1"])])
     assert list(spec.colors) == ["1", "2", "10"]  # numeric order, not string order
-    many = embed_charts.color_spec("x", __import__("pandas").Series([str(i) for i in range(20)]))
+    many = embeddings.color_spec("x", __import__("pandas").Series([str(i) for i in range(20)]))
     assert many.kind == "continuous" and (many.cmin, many.cmax) == (0.0, 19.0)

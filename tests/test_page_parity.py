@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from trainers.spec import RunSpec
-from twinboard import events, launcher
+from twinboard.contract import RunSpec
+from twinboard import events, runs
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60  # s per AppTest run on a busy 2-core box
@@ -213,7 +213,7 @@ def _mid_run_offset(data: bytes) -> int:
     with no loss (TensorFlow's graph file)."""
     from tensorboard.compat.proto.event_pb2 import Event
 
-    from twinboard.records import iter_frames
+    from twinboard.events import iter_frames
 
     for _, record, end in iter_frames(data):
         ev = Event.FromString(bytes(record))
@@ -227,9 +227,9 @@ def test_a_running_pair_is_read_as_it_grows(logdir, tmp_path, monkeypatch):
     header only, then half the records with a torn one at the end, then the rest. Each page run
     reads only what was appended and shows what is complete."""
     monkeypatch.setenv("TWINBOARD_LOGDIR", str(tmp_path))
-    running = launcher.RunStatus("grow", tmp_path / "grow", {}, 0.0,
-                                 {fw: launcher.JobStatus("running") for fw in ("torch", "tensorflow")})
-    monkeypatch.setattr(launcher, "get_run", lambda run_id, logdir=None: running)
+    running = runs.RunStatus("grow", tmp_path / "grow", {}, 0.0,
+                            {fw: runs.JobStatus("running") for fw in ("torch", "tensorflow")})
+    monkeypatch.setattr(runs, "get_run", lambda run_id, logdir=None: running)
     chunks = {}
     for fw in ("torch", "tensorflow"):
         src = logdir / "native" / fw

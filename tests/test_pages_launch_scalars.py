@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from twinboard import launcher
-from twinboard.records import frame
+from twinboard import runs
+from twinboard.events import frame
 
 ROOT = Path(__file__).resolve().parents[1]
 STUB = ROOT / "tests" / "stub_trainer.py"
@@ -44,9 +44,9 @@ def launch_logdir(tmp_path, monkeypatch):
     monkeypatch.setenv("TWINBOARD_LOGDIR", str(tmp_path))
     monkeypatch.setenv("TWINBOARD_TRAINER_CMD", f"{{python}} {STUB} {{spec}} {{framework}}")
     yield tmp_path
-    for run in launcher.list_runs(tmp_path):  # teardown: no stub outlives its test
+    for run in runs.list_runs(tmp_path):  # teardown: no stub outlives its test
         if run.state in ("queued", "running"):
-            launcher.stop(run.run_id, logdir=tmp_path, grace=1.0)
+            runs.stop(run.run_id, logdir=tmp_path, grace=1.0)
 
 
 def test_launch_page_empty_logdir_renders_the_form(launch_logdir):
@@ -83,7 +83,7 @@ def test_launch_page_bad_value_names_the_field(launch_logdir, key, value, field)
     assert not at.exception
     errors = texts(at, "error")
     assert len(errors) == 1 and f"RunSpec.{field}=" in errors[0], errors
-    assert launcher.list_runs(launch_logdir) == []  # nothing was started
+    assert runs.list_runs(launch_logdir) == []  # nothing was started
 
 
 def wait_for(predicate, timeout=30.0):
@@ -106,7 +106,7 @@ def test_launch_page_starts_a_run_and_lists_states(launch_logdir, monkeypatch):
     assert any("Started" in s and "smoke" in s for s in texts(at, "success")), texts(at, "error")
 
     def settled():
-        jobs = launcher.get_run("smoke", launch_logdir).frameworks
+        jobs = runs.get_run("smoke", launch_logdir).frameworks
         return jobs["torch"].state == "running" and jobs["torch"].step == 1 and jobs["tensorflow"].state == "failed"
     wait_for(settled)
 
@@ -121,18 +121,18 @@ def test_launch_page_starts_a_run_and_lists_states(launch_logdir, monkeypatch):
 
     at.button(key="launch_stop_smoke").click().run()  # stop is synchronous: the job has ended
     assert not at.exception
-    assert launcher.get_run("smoke", launch_logdir).frameworks["torch"].state == "stopped"
+    assert runs.get_run("smoke", launch_logdir).frameworks["torch"].state == "stopped"
     md = markdown(at)
     assert "badge[stopped]" in md and "badge[running]" not in md
     assert not [b for b in at.button if b.key == "launch_stop_smoke"]  # nothing left to stop
 
 
 def test_launch_page_lists_finished_runs_newest_first(launch_logdir, monkeypatch):
-    from trainers.spec import RunSpec
+    from twinboard.contract import RunSpec
     monkeypatch.setenv("STUB_MODE", "succeed")
     for name in ("first", "second"):
-        assert isinstance(launcher.launch(RunSpec(steps=3), launch_logdir, name=name), launcher.Launched)
-        launcher.wait(name, timeout=30, logdir=launch_logdir)
+        assert isinstance(runs.launch(RunSpec(steps=3), launch_logdir, name=name), runs.Launched)
+        runs.wait(name, timeout=30, logdir=launch_logdir)
     at = page("launch").run()
     assert not at.exception
     md = markdown(at)
@@ -329,15 +329,15 @@ def test_scalars_page_reports_a_corrupt_file_and_keeps_going(event_logdir, tmp_p
 def test_a_page_opened_before_the_first_events_waits_for_them(launch_logdir, monkeypatch):
     """Right after Start, the trainers are still importing: no event file yet. The page must say a
     run is starting (and rerun by itself) instead of a bare 'No runs yet' that needs a reload."""
-    from trainers.spec import RunSpec
+    from twinboard.contract import RunSpec
 
     monkeypatch.setenv("STUB_MODE", "sleep")  # the stub writes status.json but no event file
-    run = launcher.launch(RunSpec(steps=5))
-    assert isinstance(run, launcher.Launched), run
+    run = runs.launch(RunSpec(steps=5))
+    assert isinstance(run, runs.Launched), run
     try:
-        wait_for(lambda: launcher.get_run(run.run_id).frameworks["torch"].state == "running")
+        wait_for(lambda: runs.get_run(run.run_id).frameworks["torch"].state == "running")
         at = page("scalars").run()
         assert not at.exception
         assert any(run.run_id in c.value and "Starting" in c.value for c in at.sidebar.caption)
     finally:
-        launcher.stop(run.run_id, grace=1.0)
+        runs.stop(run.run_id, grace=1.0)

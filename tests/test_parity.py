@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twinboard import parity, parity_charts
+from twinboard import parity
 from twinboard.events import Series
-from twinboard.smoothing import MAX_POINTS
+from twinboard.scalars import MAX_POINTS
 
 
 def series(steps, values) -> Series:
@@ -225,12 +225,12 @@ def test_difference_figure_survives_zero_nan_and_inf():
     left = series([1, 2, 3, 4, 5], [1.0, 1.0, np.nan, 0.0, 2.0])
     right = series([1, 2, 3, 4, 6], [1.0, 1.5, 1.0, 0.0, 2.0])
     d = parity.differences(left, right)
-    fig = parity_charts.difference_figure(d, "loss/train", 1e-6, parity.first_part(d, 1e-6))
+    fig = parity.difference_figure(d, "loss/train", 1e-6, parity.first_part(d, 1e-6))
     json.loads(fig.to_json())  # serialisable: no inf
     rel = fig.data[1].y
     assert rel[0] is None or np.isnan(rel[0])  # identical step: a gap on the log axis
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type == "log"
-    curves = parity_charts.curves_figure(d, "loss/train", log_y=True)
+    curves = parity.curves_figure(d, "loss/train", log_y=True)
     json.loads(curves.to_json())
     assert [len(t.x) for t in curves.data] == [5, 5]
 
@@ -241,7 +241,7 @@ def test_figures_send_at_most_max_points():
     rng = np.random.default_rng(0)
     a = np.exp(-steps / n)
     d = parity.differences(series(steps, a), series(steps, a * (1 + rng.uniform(0, 1e-6, n))))
-    fig = parity_charts.difference_figure(d, "loss/train", 1e-7, parity.first_part(d, 1e-7))
+    fig = parity.difference_figure(d, "loss/train", 1e-7, parity.first_part(d, 1e-7))
     assert all(len(t.x) <= MAX_POINTS for t in fig.data)
-    curves = parity_charts.curves_figure(d, "loss/train")
+    curves = parity.curves_figure(d, "loss/train")
     assert all(len(t.x) <= MAX_POINTS for t in curves.data)

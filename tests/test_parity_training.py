@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainers.spec import RunSpec
+from twinboard.contract import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIMIZERS = {

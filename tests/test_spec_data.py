@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from trainers import data
-from trainers.spec import RunSpec, SpecError
+from twinboard.contract import RunSpec, SpecError
 
 
 def test_json_round_trip_keeps_every_field():
@@ -59,7 +59,7 @@ def test_same_batches_in_a_fresh_process():
     """The order must not depend on process state: both trainers derive it independently."""
     spec = RunSpec(task="spirals", seed=7, epochs=1)
     here = [idx.tolist() for _, _, idx in data.batches(spec, 800)][:3]
-    code = ("from trainers import data; from trainers.spec import RunSpec; import json;"
+    code = ("from trainers import data; from twinboard.contract import RunSpec; import json;"
             "s=RunSpec(task='spirals', seed=7, epochs=1);"
             "print(json.dumps([i.tolist() for _,_,i in data.batches(s, 800)][:3]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from tensorboard.compat.proto import event_pb2
 
-from twinboard import events, export, tagmap
-from twinboard.records import frame
+from twinboard import events, tagmap, uploads
+from twinboard.events import frame
 from twinboard.tagmap import Mapping, MappingError, Rule
 
 EV = "events.out.tfevents.1700000000.host"
@@ -181,16 +181,16 @@ def test_csv_and_parquet_round_trip_real_scalars(tmp_path):
     write_events(tmp_path / "a" / "torch", {"loss/train": [(s, 1 / 3 + s) for s in range(1, 50)],
                                             "weird, \"tag\"\nwith newline": [(1, float("nan")), (2, np.inf)]})
     write_events(tmp_path / "b", {"loss/train": [(7, 0.1)]}, wall0=1795655193.2366295)
-    df = export.collect([("a/torch", tmp_path / "a" / "torch"), ("b", tmp_path / "b")], logdir=tmp_path)
-    assert list(df.columns) == list(export.COLUMNS) and len(df) == 52
+    df = uploads.collect([("a/torch", tmp_path / "a" / "torch"), ("b", tmp_path / "b")], logdir=tmp_path)
+    assert list(df.columns) == list(uploads.COLUMNS) and len(df) == 52
     assert df.dtypes.astype(str).tolist() == ["str", "str", "int64", "float64", "float64"]
-    for back in (export.read_csv_bytes(export.to_csv_bytes(df)),
-                 export.read_parquet_bytes(export.to_parquet_bytes(df))):
+    for back in (uploads.read_csv_bytes(uploads.to_csv_bytes(df)),
+                 uploads.read_parquet_bytes(uploads.to_parquet_bytes(df))):
         pd.testing.assert_frame_equal(back, df)
     raw = events.read_scalars(tmp_path / "b")  # the reader's float32 values survive exactly
-    assert export.read_csv_bytes(export.to_csv_bytes(df)).query("run == 'b'")["value"].tolist() == \
+    assert uploads.read_csv_bytes(uploads.to_csv_bytes(df)).query("run == 'b'")["value"].tolist() == \
         raw["value"].tolist()
-    assert export.to_csv_bytes(df).splitlines()[0] == b"run,tag,step,wall_time,value"
+    assert uploads.to_csv_bytes(df).splitlines()[0] == b"run,tag,step,wall_time,value"
 
 
 def test_collect_selects_tags_and_maps(tmp_path):
@@ -199,11 +199,11 @@ def test_collect_selects_tags_and_maps(tmp_path):
     write_events(up / "validation", {"epoch_loss": [(0, 1.0)]})
     tagmap.save(tagmap.default_mapping(["train", "validation"]), up)
     sel = [("uploads/k/train", up / "train")]
-    assert set(export.collect(sel, logdir=tmp_path)["tag"]) == {"epoch_loss", "epoch_accuracy"}
-    mapped = export.collect(sel, ["loss/train", "loss/val"], mapped=True, logdir=tmp_path)
+    assert set(uploads.collect(sel, logdir=tmp_path)["tag"]) == {"epoch_loss", "epoch_accuracy"}
+    mapped = uploads.collect(sel, ["loss/train", "loss/val"], mapped=True, logdir=tmp_path)
     assert sorted(zip(mapped["run"], mapped["tag"], mapped["step"])) == [
         ("uploads/k/train", "loss/train", 0), ("uploads/k/train", "loss/val", 0)]
-    empty = export.collect([], logdir=tmp_path)
-    pd.testing.assert_frame_equal(export.read_parquet_bytes(export.to_parquet_bytes(empty)), empty)
+    empty = uploads.collect([], logdir=tmp_path)
+    pd.testing.assert_frame_equal(uploads.read_parquet_bytes(uploads.to_parquet_bytes(empty)), empty)
     with pytest.raises(KeyError, match="value"):
-        export.to_csv_bytes(pd.DataFrame({"run": [], "tag": [], "step": [], "wall_time": []}))
+        uploads.to_csv_bytes(pd.DataFrame({"run": [], "tag": [], "step": [], "wall_time": []}))

@@ -18,7 +18,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 
 import twinboard
 from trainers.event_records import ScalarRows, encode_events
-from twinboard.records import iter_events
+from twinboard.events import iter_events
 
 tf = pytest.importorskip("tensorflow")
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +97,7 @@ FAILING_RUN = """
 import sys
 from pathlib import Path
 from trainers import common, data
-from trainers.spec import RunSpec
+from twinboard.contract import RunSpec
 from trainers.tf_trainer import open_adapter
 
 root = Path(sys.argv[1])

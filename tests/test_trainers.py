@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from trainers import common, data
-from trainers.spec import RunSpec
+from twinboard.contract import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = {"torch": "trainers.torch_trainer", "tensorflow": "trainers.tf_trainer"}

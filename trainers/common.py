@@ -23,7 +23,7 @@ from trainers import data
 from trainers.runtime import (FRAMEWORK_DIRS, SETTINGS_KEYS, STATUS_MIN_INTERVAL_S, Paths,  # noqa: F401
                               StatusFile, atomic_write_bytes, atomic_write_json, parse_args, run_guarded,
                               write_settings)
-from trainers.spec import RunSpec
+from twinboard.contract import RunSpec
 from trainers.weights import (CONV_CHANNELS, SHARED_INIT_DESC, Layer, apply_init, chw_to_hwc_rows,  # noqa: F401
                               ensure_shared_init, file_sha256, layer_plan, shared_init)
 

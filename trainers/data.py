@@ -10,7 +10,7 @@ from typing import Iterator
 
 import numpy as np
 
-from trainers.spec import RunSpec
+from twinboard.contract import RunSpec
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from trainers.spec import RunSpec, SpecError
+from twinboard.contract import RunSpec, SpecError
 
 FRAMEWORK_DIRS = {"torch": "torch", "tensorflow": "tensorflow"}  # framework -> event folder name
 STATUS_MIN_INTERVAL_S = 0.5  # status.json rewrites on log steps are throttled to this (each costs ~0.1 ms)

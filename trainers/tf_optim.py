@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from trainers import common
-from trainers.spec import RunSpec
+from twinboard.contract import RunSpec
 
 KERAS_DEFAULT_ADAM_EPS = 1e-7  # keras.optimizers.Adam's default, used with init=native
 

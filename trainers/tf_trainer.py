@@ -19,7 +19,7 @@ import numpy as np
 
 from trainers import common, data, tf_optim
 from trainers.tf_events import HeldScalars
-from trainers.spec import RunSpec
+from twinboard.contract import RunSpec
 from trainers.tf_optim import KERAS_DEFAULT_ADAM_EPS, KerasNative, TorchArithmetic  # noqa: F401
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from trainers import common, data
-from trainers.spec import RunSpec
+from twinboard.contract import RunSpec
 from trainers.torch_events import make_writer
 
 TORCH_DEFAULT_ADAM_EPS = 1e-8  # torch.optim.Adam's default, used with init=native

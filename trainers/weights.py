@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from trainers.spec import RunSpec
+from twinboard.contract import RunSpec
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,15 @@ import importlib
 _LAZY = {
     "read_scalars": "twinboard.events",
     "ScalarStore": "twinboard.events",
+    "CorruptRecordError": "twinboard.events",
     "read_histograms": "twinboard.histograms",
     "HistogramStore": "twinboard.histograms",
     "read_embeddings": "twinboard.embeddings",
     "read_graphs": "twinboard.graphs",
+    "RunSpec": "twinboard.contract",
+    "launch": "twinboard.runs",
+    "list_runs": "twinboard.runs",
+    "list_pairs": "twinboard.runs",
 }
 
 

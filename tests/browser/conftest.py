@@ -51,7 +51,7 @@ def logdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def server(logdir, _chromium_available):
     """The app, served on a free loopback port with TWINBOARD_LOGDIR = a temp folder."""
-    from twinboard import launcher
+    from twinboard import runs
 
     logdir.mkdir(parents=True, exist_ok=True)
     app = harness.AppServer(logdir, logdir.parent / "streamlit.log", env={"TWINBOARD_MAX_PROCS": "2"})
@@ -59,9 +59,9 @@ def server(logdir, _chromium_available):
     yield app
     # Teardown: the launcher's own stop for every run still going, then the server, then anything left.
     try:
-        for run in launcher.list_runs(logdir):
+        for run in runs.list_runs(logdir):
             if run.state in ("running", "queued"):
-                launcher.stop(run.run_id, logdir=logdir, grace=2.0)
+                runs.stop(run.run_id, logdir=logdir, grace=2.0)
     finally:
         app.stop()
         harness.kill_spawned(logdir)
@@ -117,10 +117,10 @@ def page(browser, request):
 
 
 def _print_runs(root: Path) -> None:
-    from twinboard import launcher
+    from twinboard import runs
 
     try:
-        for run in launcher.list_runs(root):
+        for run in runs.list_runs(root):
             for fw, job in run.frameworks.items():
                 print(f"run {run.run_id} {fw}: {job.describe()}" + (f"\n{job.error}" if job.error else ""))
     except Exception as err:
@@ -137,17 +137,17 @@ def runs_started() -> dict[str, str]:
 def finished_run(server, logdir, runs_started) -> str:
     """The id of a finished real pair: the one the Launch test started through the form if it ran,
     else one started here through the launcher (so each test file also runs alone)."""
-    from trainers.spec import RunSpec
-    from twinboard import launcher
+    from twinboard.contract import RunSpec
+    from twinboard import runs
 
     run_id = runs_started.get(RUN_NAME)
     if run_id is None:
-        out = launcher.launch(RunSpec(**RUN_SPEC), logdir=logdir, name=RUN_NAME)
-        assert isinstance(out, launcher.Launched), out
+        out = runs.launch(RunSpec(**RUN_SPEC), logdir=logdir, name=RUN_NAME)
+        assert isinstance(out, runs.Launched), out
         run_id = runs_started[RUN_NAME] = out.run_id
-    outcomes = launcher.wait(run_id, timeout=RUN_TIMEOUT_S, logdir=logdir)
-    assert all(isinstance(o, launcher.Finished) for o in outcomes.values()), (
-        outcomes, {fw: (logdir / run_id / f"{fw}.stderr").read_text()[-2000:] for fw in launcher.FRAMEWORKS
+    outcomes = runs.wait(run_id, timeout=RUN_TIMEOUT_S, logdir=logdir)
+    assert all(isinstance(o, runs.Finished) for o in outcomes.values()), (
+        outcomes, {fw: (logdir / run_id / f"{fw}.stderr").read_text()[-2000:] for fw in runs.FRAMEWORKS
                    if (logdir / run_id / f"{fw}.stderr").exists()})
     return run_id
 

@@ -78,10 +78,10 @@ def test_launch_form_starts_a_pair_that_scalars_shows_growing_and_both_bars_fini
 
 
 def _assert_both_finish(logdir, run_id: str) -> None:
-    from twinboard import launcher
+    from twinboard import runs
 
-    outcomes = launcher.wait(run_id, timeout=RUN_TIMEOUT_S, logdir=logdir, poll=0.5)
-    failed = {fw: o for fw, o in outcomes.items() if not isinstance(o, launcher.Finished)}
+    outcomes = runs.wait(run_id, timeout=RUN_TIMEOUT_S, logdir=logdir, poll=0.5)
+    failed = {fw: o for fw, o in outcomes.items() if not isinstance(o, runs.Finished)}
     assert not failed, f"the pair did not finish: {failed}"
 
 
@@ -91,7 +91,7 @@ def _watch_growth(page, logdir, run_id: str, title: str, sides: list[str]) -> di
     as long as the other side was seen growing live; fail otherwise."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    from twinboard import launcher
+    from twinboard import runs
 
     deadline, ended = time.monotonic() + RUN_TIMEOUT_S, None
     while True:
@@ -99,8 +99,8 @@ def _watch_growth(page, logdir, run_id: str, title: str, sides: list[str]) -> di
             return page.wait_for_function(GROWTH_JS, arg=[title, sides], polling=250, timeout=2_000).json_value()
         except PlaywrightTimeout:
             pass
-        run = launcher.get_run(run_id, logdir)
-        if ended is None and all(j.state in launcher.TERMINAL for j in run.frameworks.values()):
+        run = runs.get_run(run_id, logdir)
+        if ended is None and all(j.state in runs.TERMINAL for j in run.frameworks.values()):
             ended = time.monotonic()
         counts = page.evaluate("() => window.__twinboard_seen || {}")
         states = {fw: j.describe() for fw, j in run.frameworks.items()}
@@ -120,12 +120,12 @@ def _watch_growth(page, logdir, run_id: str, title: str, sides: list[str]) -> di
 def _wait_for_event_files(page, logdir, run_id: str) -> None:
     """Poll the run folder until each side holds an event file (a user waits for the trainers' imports
     too); fail at once, with the trainer's error, if a side fails first."""
-    from twinboard import launcher
+    from twinboard import runs
 
-    folders = [logdir / run_id / fw for fw in launcher.FRAMEWORKS]
+    folders = [logdir / run_id / fw for fw in runs.FRAMEWORKS]
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while not all(f.is_dir() and any("tfevents" in p.name for p in f.iterdir()) for f in folders):
-        jobs = launcher.get_run(run_id, logdir).frameworks
+        jobs = runs.get_run(run_id, logdir).frameworks
         failed = {fw: j.error for fw, j in jobs.items() if j.state == "failed"}
         assert not failed, f"a trainer failed before writing events: {failed}"
         assert time.monotonic() < deadline, f"no event file in each of {folders} after {RUN_TIMEOUT_S} s"

@@ -16,8 +16,8 @@ from typing import Any, Collection
 
 import pandas as pd
 
-from twinboard.graphs import Graph, default_graph
-from twinboard.graphview import BRACKET, forward_only, layer_index, layer_key
+from twinboard.graphs.reader import Graph, default_graph
+from twinboard.graphs.view import BRACKET, forward_only, layer_index, layer_key
 
 COLUMNS = ["layer", "type", "output_shape", "params"]
 PARAM_READS = ("prim::GetAttr", "ReadVariableOp", "VarHandleOp", "VariableV2")

@@ -22,8 +22,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from twinboard.fastscan_native import JIT_DISABLED, _kernel, _state, available  # noqa: F401  re-exported
-from twinboard.records import CorruptRecordError, iter_frames
+from twinboard.events.native import _kernel
+from twinboard.events.records import CorruptRecordError, iter_frames
 
 # Kernel status codes (res[0]); the same numbers as in _fastscan_kernel.
 DONE, FULL, FALLBACK, NEW_TAG, BAD_LENGTH_CRC, BAD_DATA_CRC = range(6)
@@ -285,7 +285,7 @@ def warm() -> bool:
     `python -m twinboard.warmup` calls this during set-up so no user waits for the compiler."""
     if _kernel() is None:
         return False
-    from twinboard.records import frame
+    from twinboard.events.records import frame
 
     # file_version, simple_value, a scalar tensor with metadata, a histogram: what writers emit.
     records = [

@@ -22,8 +22,7 @@ from typing import Iterable
 
 from twinboard import config, tagmap
 # Re-exported: the pages, the CLI and the tests use these names from twinboard.uploads.
-from twinboard.archives import (CHUNK, EXTRA_SUFFIXES, MAX_FILES, MAX_RATIO, MAX_TOTAL_BYTES,  # noqa: F401
-                                RATIO_FLOOR, Extraction, Limits, Source, UploadRefused)
+from twinboard.uploads.archives import Extraction, Limits, Source, UploadRefused
 
 UPLOADS = "uploads"
 TMP_PREFIX = ".tmp-upload-"

@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from twinboard.records import CorruptRecordError, RecordReader, is_event_file, split_records
+from twinboard.events import CorruptRecordError, RecordReader, is_event_file, split_records
 
 RUN_METADATA_PLUGINS = ("graph_run_metadata", "graph_run_metadata_graph")
 KERAS_PLUGIN = "graph_keras_model"

@@ -112,7 +112,7 @@ def _load(build: bool):
 
 def _build(name: str) -> bytes:
     """Compile the kernels with numba (seconds to a minute) and save them where it can write."""
-    from twinboard import _fastscan_kernel
+    from twinboard.events import _fastscan_kernel
 
     built = _fastscan_kernel.build()
     header = json.dumps([[kind, symbol, len(obj)] for kind, (symbol, obj) in built.items()])

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from twinboard.histograms import BASIS_POINTS, HistogramSeries, common_edges, rebin, sample_indices
+from twinboard.histograms.maths import common_edges, rebin, sample_indices
+from twinboard.histograms.reader import HistogramSeries
 
 MAX_OFFSET_STEPS = 30  # ridges drawn in offset mode; more steps are sampled evenly
 MAX_OVERLAY_STEPS = 50  # curves drawn in overlay mode
@@ -176,6 +177,3 @@ def compare_figure(sides: list[tuple[str, str, int, np.ndarray, np.ndarray]], bu
     _note(fig, f"re-binned onto {buckets} common buckets (counts kept); {shown}")
     return _layout(fig, title, "value", "count")
 
-
-__all__ = ["BANDS", "BASIS_POINTS", "MAX_OFFSET_STEPS", "MAX_OVERLAY_STEPS", "blend", "compare_figure",
-           "distribution_figure", "empty_figure", "offset_figure", "overlay_figure", "rebinned"]

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from twinboard import fastscan
-from twinboard.records import CorruptRecordError, is_event_file
+from twinboard.events import fastscan
+from twinboard.events.records import CorruptRecordError, is_event_file
 
 Series = namedtuple("Series", ["step", "wall_time", "value"])
 Series.__doc__ = """One tag of one run: read-only numpy arrays step (int64), wall_time (float64, unix
@@ -390,8 +390,4 @@ def _join(pieces: list[np.ndarray], dtype) -> np.ndarray:
             if base.strides == (base.itemsize,) and start >= 0:
                 return base[start:start + sum(len(p) for p in pieces)]
     return np.concatenate(pieces)
-
-
-__all__ = ["read_scalars", "ScalarStore", "Series", "scalar_value", "record_scalars", "decode",
-           "CorruptRecordError"]
 

@@ -26,11 +26,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from twinboard import runs as _runs
-from twinboard.records import CorruptRecordError, RecordReader, is_event_file, split_records
-# Re-exported: the pages and the tests use these names from twinboard.histograms.
-from twinboard.histmath import (BASIS_POINTS, common_edges, compress, distribution, layer_of,  # noqa: F401
-                                nearest_step, rebin, sample_indices)
+from twinboard.events import CorruptRecordError, RecordReader, is_event_file, split_records
+from twinboard.runs import list_event_runs, safe_path
 
 PLUGIN = "histograms"
 _EMPTY = np.zeros(0)
@@ -224,9 +221,9 @@ class HistogramStore:
     # -- internals --
     def _event_files(self, runs: Iterable[str] | None) -> list[tuple[str, Path]]:
         if runs is None:
-            folders = [(r.name, r.path) for r in _runs.list_event_runs(self.logdir)]
+            folders = [(r.name, r.path) for r in list_event_runs(self.logdir)]
         else:
-            folders = [(r, _runs.safe_path(self.logdir, r)) for r in runs]
+            folders = [(r, safe_path(self.logdir, r)) for r in runs]
         out = []
         for name, folder in folders:
             try:

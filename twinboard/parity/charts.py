@@ -11,8 +11,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from twinboard.charts import side_colors
-from twinboard.smoothing import MAX_POINTS, downsample
+from twinboard.scalars import side_colors
+from twinboard.scalars import MAX_POINTS, downsample
 
 DIFF_COLORS = {"abs": "#2E6FD8", "rel": "#7B3FC4"}  # not a framework's colour: a difference is neither
 TOL_COLOR = "#888888"

@@ -20,10 +20,7 @@ import numpy as np
 import pandas as pd
 
 # Re-exported: the parity page and the tests use these names from twinboard.parity.
-from twinboard.parity_settings import (EFFECT_ORDER, EXPLANATIONS, MISSING, NAMING, NOT_MATCHED,  # noqa: F401
-                                       NUMBERS, ROUNDING, SETTINGS_FILE, SPEED, UNKNOWN_EFFECT, Explained,
-                                       Reason, SettingsError, explanation, flatten, read_settings,
-                                       settings_diff, show_value, why_they_differ)
+from twinboard.parity.settings import MISSING
 
 LOSS_TAG = "loss/train"
 FP64_TAG = "loss/train_fp64"  # float64 runs: a DT_DOUBLE tensor every step, both sides

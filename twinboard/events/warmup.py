@@ -1,4 +1,4 @@
-"""`python -m twinboard.warmup`: compile and save the fast event decoder during set-up, so no user
+"""`python -m twinboard.events.warmup`: compile and save the fast event decoder during set-up, so no user
 waits for the compiler (seconds to a minute) on their first click."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 
 def main() -> int:
-    from twinboard import fastscan
+    from twinboard.events import fastscan, native
 
     t = time.perf_counter()
     ok = fastscan.warm()
@@ -15,7 +15,7 @@ def main() -> int:
     if ok:
         print(f"twinboard: fast event decoder ready ({took:.1f} s)")
     else:
-        why = "TWINBOARD_NO_JIT is set" if fastscan.JIT_DISABLED else repr(fastscan._state.get("error"))
+        why = "TWINBOARD_NO_JIT is set" if native.JIT_DISABLED else repr(native._state.get("error"))
         print(f"twinboard: fast event decoder unavailable ({why}); event files are read with "
               "protobuf instead (slower, same results)", file=sys.stderr)
     return 0  # set-up goes on either way: the protobuf path is always there

@@ -20,7 +20,7 @@ from llvmlite import ir
 from numba import cfunc, njit, types
 from numba.extending import intrinsic
 
-from twinboard._crc32c_kernel import _hardware_crc, _masked_crc32c, _masked_crc32c_hw, _u32, _u64
+from twinboard.events._crc32c_kernel import _hardware_crc, _masked_crc32c, _masked_crc32c_hw, _u32, _u64
 
 # Status codes (res[0]); keep in sync with fastscan.
 DONE, FULL, FALLBACK, NEW_TAG, BAD_LENGTH_CRC, BAD_DATA_CRC = range(6)

@@ -15,10 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from twinboard.tagrules import (  # noqa: F401  re-exported: callers use tagmap.<name>
-    ALIASES, CHILDREN, GENERIC_RULES, KERAS_RULES, MAPPING_FILE, SPLITS, STEP_UNITS, X_AXES, Mapping,
-    MappingError, Rule, _SEP, default_mapping, for_local_run, infer_steps_per_epoch, load,
-    mapping_for_run, save, upload_root)
+from twinboard.tagmap.rules import ALIASES, X_AXES, Mapping, MappingError, Rule, _SEP, mapping_for_run
 
 
 def _target(rx: re.Pattern, rule: Rule, run: str, tag: str) -> str | None:
@@ -147,7 +144,7 @@ def _has_events(folder: Path) -> bool:
 
 def folder_scalars(folder: str | os.PathLike, run: str) -> pd.DataFrame:
     """Scalars of the event files directly in `folder` (not its sub-folders), `run` on every row."""
-    from twinboard import events  # our reader; no framework behind it
+    from twinboard import events
 
     files = sorted(p for p in Path(folder).iterdir() if p.is_file() and "tfevents" in p.name)
     frames = [events.read_scalars(f) for f in files]

@@ -8,7 +8,7 @@ Per job `LocalBackend` keeps, in the run folder:
   <fw>.stdout/.stderr   the trainer's output; <fw>.supervisor.log the supervisor's own
   <logdir>/.queue/      FIFO tickets `0000000042.json` and slot files `slot-<i>` held with flock
 
-Per job a small detached supervisor (`python -m twinboard.local_backend supervise RUN_DIR FW`, its own
+Per job a small detached supervisor (`python -m twinboard.runs.supervisor RUN_DIR FW`, its own
 session, so restarting the app kills nothing) waits until its ticket heads the queue and a slot is
 free, spawns the trainer in its own process group holding the slot's flock (the kernel frees the slot
 when both die, so a crash never leaks one), waits, and records the outcome. Status is derived on every
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -30,9 +29,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from twinboard import config
-from twinboard.run_state import STATES, TERMINAL, Failed, JobStatus, read_json, write_json
+from twinboard.runs.state import STATES, TERMINAL, Failed, JobStatus, read_json, write_json
 
-REPO = Path(__file__).resolve().parents[1]  # cwd and PYTHONPATH of every child: `-m trainers.X` resolves
+REPO = Path(__file__).resolve().parents[2]  # cwd and PYTHONPATH of every child: `-m trainers.X` resolves
 POLL_S = 0.2  # how often a supervisor looks at its queue ticket, its stop file and its trainer
 REGISTER_S = 60.0  # a job whose supervisor has not registered after this long never will
 REGISTER_WAIT_S = 10.0  # launch() waits this long for the supervisors to register
@@ -216,7 +215,7 @@ class LocalBackend:
             try:
                 with open(Path(run_dir) / f"{fw}.supervisor.log", "wb") as out:
                     started[fw] = subprocess.Popen(
-                        [sys.executable, "-m", "twinboard.local_backend", "supervise", str(run_dir), fw],
+                        [sys.executable, "-m", "twinboard.runs.supervisor", str(run_dir), fw],
                         cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                         start_new_session=True)
             except OSError as err:
@@ -301,68 +300,3 @@ class LocalBackend:
     def pid(self, run_dir: Path, framework: str) -> int | None:
         trainer = (read_json(_job_path(run_dir, framework)) or {}).get("trainer")
         return trainer["pid"] if _alive(trainer) else None
-
-
-
-# --- the supervisor: one per job, detached ------------------------------------------------------
-def supervise(run_dir: Path, framework: str) -> int:
-    run_dir, path, stop_path = Path(run_dir), _job_path(run_dir, framework), _stop_path(run_dir, framework)
-    queue = _Queue(Path((read_json(path) or {}).get("logdir") or run_dir.parent))
-    with queue.lock():  # against launch() abandoning the job at this very moment
-        job = read_json(path)
-        if not job or job.get("state") != "queued":
-            print(f"{path}: not a queued job", file=sys.stderr)
-            return 1
-        job["supervisor"] = _identity(os.getpid())
-        write_json(path, job)  # registered: from here on this process alone writes the job file
-
-    def finish(state: str, **facts: object) -> int:
-        write_json(path, {**(read_json(path) or job), "state": state, "ended": time.time(), **facts})
-        return 0
-
-    slot = queue.wait_for_slot(job["ticket"], int(job["slots"]), stop_path.exists, run_dir, framework)
-    if slot is None:
-        return finish("stopped")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TWINBOARD_FRAMEWORK": framework,
-           "TWINBOARD_RUN_DIR": str(run_dir)}
-    try:
-        with open(run_dir / f"{framework}.stdout", "wb") as out, open(run_dir / f"{framework}.stderr", "wb") as err:
-            # Own session = own process group, so stop ends the trainer and anything it spawned. The
-            # trainer inherits the slot's flock: the slot stays taken while any of them lives.
-            proc = subprocess.Popen(job["cmd"], cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=err, start_new_session=True, pass_fds=(slot,))
-    except OSError as err:
-        return finish("failed", error=f"cannot start the trainer {shlex.join(job['cmd'])}: {err}")
-    job = {**job, "state": "running", "started": time.time(), "trainer": _identity(proc.pid), "pgid": proc.pid}
-    write_json(path, job)
-    stopping = False
-    while proc.poll() is None:
-        if not stopping and stop_path.exists():
-            stopping = True
-            grace = float((read_json(stop_path) or {}).get("grace", 5.0))
-            _signal_group(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                _signal_group(proc.pid, signal.SIGKILL)
-                proc.wait()
-            _signal_group(proc.pid, signal.SIGKILL)  # stragglers; the group id is ours while any remain
-        time.sleep(POLL_S)
-    code = proc.returncode
-    if stopping:  # a trainer that ended on its own just before a stop keeps its true outcome
-        return finish("stopped", exit_code=code)
-    if code == 0:
-        return finish("finished", exit_code=0)
-    status = read_json(run_dir / framework / "status.json") or {}
-    return finish("failed", exit_code=code, error=_failure_text(run_dir, framework, code, status))
-
-
-def main(argv: list[str]) -> int:
-    """`supervise RUN_DIR FRAMEWORK`: the entry point LocalBackend.submit starts each supervisor with."""
-    if len(argv) != 3 or argv[0] != "supervise":
-        sys.exit("usage: python -m twinboard.local_backend supervise RUN_DIR FRAMEWORK")
-    return supervise(Path(argv[1]), argv[2])
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Union
 
-from twinboard.records import FOOTER, HEADER, CorruptRecordError, split_records
+from twinboard.events import FOOTER, HEADER, CorruptRecordError, split_records
 
 MAX_TOTAL_BYTES = 1 << 30  # uncompressed bytes written per upload; env TWINBOARD_UPLOAD_MAX_BYTES
 MAX_FILES = 10_000  # entries (files and folders) per upload; env TWINBOARD_UPLOAD_MAX_FILES

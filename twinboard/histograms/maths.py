@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from twinboard.histograms import HistogramSeries
+    from twinboard.histograms.reader import HistogramSeries
 
 # TensorBoard's distribution dashboard: normal CDF at (-inf, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, inf) sd.
 BASIS_POINTS = (0, 668, 1587, 3085, 5000, 6915, 8413, 9332, 10000)

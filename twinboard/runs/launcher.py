@@ -19,14 +19,11 @@ import time
 from pathlib import Path
 from typing import Protocol, Sequence
 
-from trainers.spec import RunSpec
+from twinboard.contract import RunSpec
 from twinboard import config
 # Re-exported: the pages, the CLI and the tests use these names from twinboard.launcher.
-from twinboard.local_backend import (POLL_S, REGISTER_S, REGISTER_WAIT_S, REPO, STDERR_LINES,  # noqa: F401
-                                     LocalBackend, supervise)
-from twinboard.run_state import (STATES, TERMINAL, Failed, Finished, JobStatus, Launched,  # noqa: F401
-                                 LauncherError, RunNotFound, RunStatus, Stopped, TimedOut, read_json,
-                                 write_json)
+from twinboard.runs.local import LocalBackend
+from twinboard.runs.state import TERMINAL, Failed, Finished, JobStatus, Launched, LauncherError, RunNotFound, RunStatus, Stopped, TimedOut, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +178,3 @@ def wait(run_id: str, timeout: float | None = None, logdir: Path | str | None = 
         else:
             out[fw] = TimedOut(_backend(run.backend).pid(run.run_dir, fw))
     return out
-
-
-
-if __name__ == "__main__":  # the supervisor's entry point before it moved; kept so the old command works
-    from twinboard.local_backend import main
-    sys.exit(main(sys.argv[1:]))

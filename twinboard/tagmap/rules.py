@@ -112,7 +112,7 @@ KERAS_RULES = (
     # that x = epoch needs no steps_per_epoch (infer_steps_per_epoch reads it before mapping).
     _r("(?:.*/)?validation", "evaluation_.+_vs_iterations", ""),
     _r("(?:.*/)?train", "epoch_(?:learning_rate|lr)", "lr", "epoch", 1),
-    _r(f"(?:.*/)?(?P<split>train|validation)", "epoch_(?P<metric>.+)", "{metric}/{split}", "epoch", 1),
+    _r("(?:.*/)?(?P<split>train|validation)", "epoch_(?P<metric>.+)", "{metric}/{split}", "epoch", 1),
 )
 # add_scalars (tensorboardX: <main>/<key>/, torch: <main>_<key>/) and TF1/torch-tutorial tags.
 GENERIC_RULES = (

@@ -19,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from twinboard.smoothing import MAX_POINTS, downsample, ema
+from twinboard.scalars.smoothing import MAX_POINTS, downsample, ema
 
 # --- shared styling ------------------------------------------------------------------------------
 FRAMEWORK_COLORS = {"torch": "#EE4C2C", "tensorflow": "#FF8F00"}  # PyTorch's red, TensorFlow's orange

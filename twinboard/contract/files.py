@@ -1,0 +1,89 @@
+"""The files of a run folder, their names, and how they are written and read.
+
+    <logdir>/<run-id>/              one matched run (a launcher run)
+      run.json                      launcher: id, name, created, spec, backend, frameworks
+      spec.json                     the RunSpec both trainers read
+      init.npz                      init=shared: the initial weights from the seed (torch layout names)
+      <fw>.job.json, <fw>.stop ...  the backend's own files (twinboard.runs.local)
+      torch/ | tensorflow/          one framework's event folder (a "run" in TensorBoard's sense)
+        events.out.tfevents.*       tensorboardX (torch) / tf.summary (tensorflow)
+        status.json                 {"state": running|finished|failed, "step", "total_steps", "updated", "error"}
+        settings.json               every setting the trainer really used (SETTINGS_KEYS)
+    <logdir>/uploads/<name>/...     imported event files, the archive's folders kept
+
+Every JSON state file is written atomically (`write_json`): a reader sees the old file or the new one,
+and two writers in one process (Streamlit sessions are threads) never share a temp file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+FRAMEWORKS = ("torch", "tensorflow")  # framework names, and the names of their event folders
+FRAMEWORK_LABELS = {"torch": "PyTorch", "tensorflow": "TensorFlow", None: "unknown"}
+UPLOADS = "uploads"  # <logdir>/uploads/ holds imported event files, not launcher runs
+RUN_JSON = "run.json"
+SPEC_JSON = "spec.json"
+INIT_NPZ = "init.npz"
+STATUS_JSON = "status.json"
+SETTINGS_JSON = "settings.json"
+EVENT_FILE_MARK = "tfevents"  # TensorBoard's test: a file whose name holds it is an event file
+
+TRAINER_STATES = ("running", "finished", "failed")  # status.json "state"
+
+
+def is_event_file(name: str | os.PathLike) -> bool:
+    """TensorBoard's rule: an event file is any file whose name contains 'tfevents'."""
+    return EVENT_FILE_MARK in Path(name).name
+
+
+def event_files(folder: str | os.PathLike) -> list[Path]:
+    """The event files directly in `folder` (not its sub-folders, which are runs of their own),
+    sorted by name, which for TensorBoard's names is creation order. [] for a missing folder."""
+    try:
+        return sorted(p for p in Path(folder).iterdir() if is_event_file(p) and p.is_file())
+    except OSError:
+        return []
+
+
+def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> None:
+    """Write `payload` to a unique temp file beside `path`, fsync it, rename it over `path`.
+
+    OSError (a full disk, a read-only folder) propagates, and the temp file is removed: the old
+    file, if any, is untouched."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_json(path: str | os.PathLike, data: Any, sort_keys: bool = True) -> None:
+    """`data` as indented JSON, atomically (see write_bytes_atomic)."""
+    write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=sort_keys) + "\n").encode())
+
+
+def read_json(path: str | os.PathLike) -> dict | None:
+    """The object in a JSON file; None if missing, unreadable or not an object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_status(folder: str | os.PathLike) -> dict | None:
+    """A framework folder's status.json, or None when it has none (uploads, a trainer not started yet)."""
+    return read_json(Path(folder) / STATUS_JSON)
