@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from trainers.event_records import ScalarRows, encode_scalars
-from twinboard.events import frame
+from twinboard.contract import frame
 
 TAGS = [f"loss/train_{i}" if i < 5 else f"metric/val_{i}" for i in range(10)]
 KINDS = {"tensorboardX": "simple", "tf2": "tf_float32"}

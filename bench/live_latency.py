@@ -53,7 +53,7 @@ def _seen_js() -> str:
 def _event(step: int, value: float, wall_time: float) -> bytes:
     from tensorboard.compat.proto import event_pb2, summary_pb2
 
-    from twinboard.events import frame
+    from twinboard.contract import frame
 
     summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=TAG, simple_value=value)])
     return frame(event_pb2.Event(wall_time=wall_time, step=step, summary=summary).SerializeToString())
@@ -62,7 +62,7 @@ def _event(step: int, value: float, wall_time: float) -> bytes:
 def _header(wall_time: float) -> bytes:
     from tensorboard.compat.proto import event_pb2
 
-    from twinboard.events import frame
+    from twinboard.contract import frame
 
     return frame(event_pb2.Event(wall_time=wall_time, file_version="brain.Event:2").SerializeToString())
 

@@ -4,7 +4,7 @@ logging off. Goal (issue 7): <= 5% slower, for each framework.
 Each case runs in its own process (`python -m bench.trainer_overhead worker FRAMEWORK MODEL`), one
 after the other: the default spec (digits MLP, batch 32, float32, 1 thread; the shortest step, so
 the worst case) and the CNN. That process builds the real adapter (`open_adapter`: model, weights,
-optimizer, event writer) and runs the real loop (`trainers.common.train`) RUNS times (plus one to
+optimizer, event writer) and runs the real loop (`trainers.loop.train`) RUNS times (plus one to
 warm up), with a cadence that switches logging on and off every BLOCK steps: on, the train scalars
 at every step (loss/train, accuracy/train, lr; perf/step_ms and perf/samples_per_s about once a
 second, as in every run), status.json and the writer's flushes, as a run does; off, nothing.
@@ -38,7 +38,7 @@ GOAL = 0.05
 MODELS = {"mlp": (8800, 2000), "cnn": (3000, 600)}
 BLOCK = 20
 RUNS = 2
-EVERY_STEP_TAGS = ("loss/train", "accuracy/train", "lr")  # perf/* are time-sampled (common.PERF_EVERY_S)
+EVERY_STEP_TAGS = ("loss/train", "accuracy/train", "lr")  # perf/* are time-sampled (loop.PERF_EVERY_S)
 REPO = Path(__file__).resolve().parent.parent
 FRAMEWORKS = {"torch": "PyTorch (tensorboardX)", "tensorflow": "TensorFlow (tf.summary)"}
 
@@ -63,7 +63,9 @@ class _Timed:
 
 
 def _worker(framework: str, model: str) -> dict:
-    from trainers import common, data
+    from trainers import data
+    from trainers.loop import Cadence, train
+    from trainers.runtime import Paths, StatusFile
     from twinboard.contract import RunSpec
 
     if framework == "torch":
@@ -71,7 +73,7 @@ def _worker(framework: str, model: str) -> dict:
     else:
         from trainers.tf_trainer import open_adapter
 
-    class Blocks(common.Cadence):
+    class Blocks(Cadence):
         def is_log(self, step: int) -> bool:
             return (step // BLOCK) % 2 == 1
 
@@ -89,12 +91,12 @@ def _worker(framework: str, model: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="twinboard-overhead-") as tmp:
         for r in range(RUNS + 1):  # run 0 warms caches and allocators; not counted
             run_dir = Path(tmp) / f"run{r}"
-            paths = common.Paths(run_dir / "spec.json", run_dir, run_dir / framework)
+            paths = Paths(run_dir / "spec.json", run_dir, run_dir / framework)
             run_dir.mkdir()
             spec.save(paths.spec_path)
             with open_adapter(spec, paths, ds, cad) as adapter:
                 timed = _Timed(adapter)
-                common.train(spec, ds, cad, timed, common.StatusFile(paths.logdir, total))
+                train(spec, ds, cad, timed, StatusFile(paths.logdir, total))
             if not r:
                 continue
             background_s += adapter.background_s()
@@ -145,7 +147,7 @@ def run() -> dict:
 def markdown(result: dict) -> str:
     m, first = result["machine"], result["results"][0]
     lines = ["## Trainer logging overhead: train scalars at every step vs logging off", "",
-             f"{result['spec']}. The real loop (`trainers.common.train`), {first['runs']} runs a case, "
+             f"{result['spec']}. The real loop (`trainers.loop.train`), {first['runs']} runs a case, "
              f"logging switched on and off every {first['block']} steps; overhead = mean logging step / "
              "mean plain step - 1 over the adjacent block pairs after the first steps of each run "
              "(quartiles of the pairs beside it).", "",

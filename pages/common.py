@@ -1,10 +1,29 @@
-"""Widgets every page shares. Pages stay thin: pick what to show here, compute in twinboard/."""
+"""Widgets every page shares. Pages stay thin: pick what to show here, compute in twinboard/.
+
+A page is a title and one function, `main()`, which its file calls last (st.Page and AppTest run
+the file). Keys of a page's widgets and session state start with its prefix (`scalars_`, `hist_`).
+
+Caching, one pattern per kind of thing kept from one script run to the next:
+- Readers that keep file offsets and grow (ScalarStore, HistogramStore, GraphScanner):
+  `st.cache_resource`, keyed by the folder they read as a str, shared by every session (a run is read
+  once however many watch it), bounded by `max_entries`. Sessions are threads: the reader must be
+  safe to share (HistogramStore, scalars.LockedStore) or come with a lock (GraphScanner).
+- Data that pure functions derive from files (embedding projections, similarity):
+  `st.cache_data`, keyed by the path and a signature of the files (mtimes, sizes), so new files are
+  read again.
+- What belongs to one viewer (the folders a session shows, the charts prepared in its last run, a
+  slider's kept range, a pending confirmation): `st.session_state`, under the page's prefix.
+- Never functools.lru_cache or module globals in a page: they outlive a change of logdir, and
+  Streamlit neither bounds nor clears them.
+"""
 from __future__ import annotations
 
 import streamlit as st
 
-from twinboard import runs
+from twinboard import runs, scalars
 from twinboard.config import logdir
+
+SCALAR_STORES = 32  # folders whose scalars stay in memory (16 pairs); the least recently used goes
 
 CUSTOM = "Any two runs…"
 
@@ -42,9 +61,7 @@ def _watch_for_starting_runs(root, pairs: list[runs.Pair]) -> None:
     imports take seconds). Until then, say so and rerun the page when the pair list changes, so a
     page opened right after Start needs no manual reload."""
     known = tuple(p.label for p in pairs)
-    starting = [r.run_id for r in runs.list_runs(root)
-                if r.run_id not in known
-                and any(job.state in ("queued", "running") for job in r.frameworks.values())]
+    starting = [r.run_id for r in runs.list_runs(root) if r.run_id not in known and r.active]
     if not starting:
         return
     st.sidebar.caption(f"Starting: {', '.join(starting)} (shown once both sides have logged)")
@@ -80,3 +97,22 @@ def pick_more_pairs(key: str, first: runs.Pair) -> list[runs.Pair]:
                                     placeholder="more matched pairs…",
                                     help="Drawn on the same charts, one line style per pair")
     return [by_label[label] for label in chosen if label in by_label]
+
+
+@st.cache_resource(max_entries=SCALAR_STORES, show_spinner=False)
+def scalar_store(folder: str) -> scalars.LockedStore:
+    """The incremental scalar store of one folder (its sub-folders included), shared by every
+    session and page: a refresh reads only the bytes appended since the last one."""
+    return scalars.LockedStore(folder)
+
+
+def tag_filter(tags: list[str], key: str, where=st.sidebar, label: str = "Filter tags (regex)",
+               placeholder: str = "e.g. loss|acc", error_at=None) -> tuple[list[str], str]:
+    """A regex text box over `tags` (scalars.filter_tags): (the tags it keeps, the pattern). A bad
+    pattern is named in an error (at `error_at`, default beside the box) and every tag kept."""
+    pattern = where.text_input(label, key=key, placeholder=placeholder)
+    try:
+        return scalars.filter_tags(tags, pattern), pattern
+    except scalars.TagFilterError as err:
+        (error_at or where).error(str(err))
+        return list(tags), pattern

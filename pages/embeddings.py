@@ -17,7 +17,7 @@ K = 10  # neighbours for the k-NN overlap
 def _load(path: str, sig: tuple) -> tuple[list[embeddings.Embedding], list[str]]:
     # sig (the configs' mtimes and sizes) is in the key so a new export is read again.
     found = embeddings.read_embeddings(path)
-    return list(found), found.skipped
+    return list(found), [p.message for p in found.problems()]
 
 
 @st.cache_data(show_spinner="Projecting…", max_entries=64)
@@ -52,7 +52,7 @@ def _pick_from_chart(chart_key: str) -> None:
             return
 
 
-def render() -> None:
+def main() -> None:
     st.title("Embeddings")
     st.caption("Last hidden layer activations of one fixed validation subset (same samples, same order, "
                "on both sides), as exported at each step in the run's `embedding_steps` and at the end.")
@@ -197,4 +197,4 @@ def _similarity_section(sides, step) -> None:
                f"each sample's {K} nearest neighbours (Euclidean, itself excluded) that both sides agree on.")
 
 
-render()
+main()

@@ -25,7 +25,7 @@ def _load(folder: Path) -> tuple[list[Graph], str | None]:
     try:
         with lock:
             found = scanner.read()
-            return found, "; ".join(str(e) for e in scanner.errors) or None
+            return found, "; ".join(str(p) for p in scanner.problems()) or None
     except OSError as e:  # the folder went away between listing and reading
         return [], str(e)
 

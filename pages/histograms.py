@@ -3,16 +3,14 @@ overlay and distribution views, and (what TensorBoard cannot, its issue 6206) bo
 histograms of one tensor on one axis."""
 from __future__ import annotations
 
-import json
 import re
-import time
 
 import streamlit as st
 
-from pages.common import pick_pair, side_label
+from pages.common import pick_pair, side_label, tag_filter
 from twinboard import histograms, runs, scalars
 from twinboard.config import logdir
-from twinboard.histograms import HistogramSeries, HistogramStore, common_edges, distribution, layer_of, nearest_step
+from twinboard.histograms import HistogramSeries, HistogramStore, common_edges, distribution, layer_of, nearest_index
 
 MODES = {"offset": "Offset", "overlay": "Overlay", "distributions": "Distributions",
          "compare": "Both on one axis"}
@@ -35,25 +33,6 @@ def _tag_order(tag: str) -> tuple:
     return (parts[0] != "weights", parts[0] != "grads", parts[-1] != "kernel", _natural(tag))
 
 
-def _training(pair: runs.Pair, root) -> bool:
-    """Whether either side is still being written: its launcher run is queued or running, or (a
-    trainer started by hand) its status.json says running and was updated in the last minute."""
-    for group in {pair.left.group, pair.right.group}:
-        try:
-            if runs.get_run(group, root).state in ("running", "queued"):
-                return True
-        except (runs.LauncherError, OSError, ValueError):
-            pass
-    for run in pair.runs:
-        try:
-            status = json.loads((run.path / "status.json").read_text())
-            if status.get("state") == "running" and time.time() - float(status.get("updated", 0)) < 60:
-                return True
-        except (OSError, ValueError, TypeError, AttributeError):
-            continue
-    return False
-
-
 def _figure(mode: str, series: HistogramSeries, edges, color: str, title: str):
     if mode == "offset":
         return histograms.offset_figure(series, edges, color, title)
@@ -66,7 +45,7 @@ def view(pair: runs.Pair, root, watching: bool = False) -> None:
     """Everything that changes as trainers write: re-run alone by the fragment timer while
     `watching`; once training has ended it reruns the whole page, which draws the final data
     without a timer."""
-    if watching and not _training(pair, root):
+    if watching and not runs.pair_is_live(pair, root):
         st.rerun()
     store = _store(str(root))
     sides = [(pair.left, side_label(pair.left)), (pair.right, side_label(pair.right))]
@@ -87,13 +66,8 @@ def view(pair: runs.Pair, root, watching: bool = False) -> None:
 
     top = st.columns([4, 3, 2, 2], vertical_alignment="bottom")
     mode = top[0].radio("View", list(MODES), format_func=MODES.get, horizontal=True, key="hist_mode")
-    pattern = top[1].text_input("Filter tags (regular expression)", key="hist_filter",
-                                placeholder="kernel$ or ^grads")
-    try:
-        shown = scalars.filter_tags(tags, pattern)
-    except scalars.TagFilterError as err:
-        st.error(str(err))
-        shown = tags
+    shown, pattern = tag_filter(tags, "hist_filter", top[1], "Filter tags (regular expression)",
+                                "kernel$ or ^grads", error_at=st)
     if not shown:
         st.info(f"No histogram tag matches `{pattern}`; there are {len(tags)}.")
         return
@@ -137,11 +111,11 @@ def _compare(series: dict[str, list[HistogramSeries]], sides, colors, buckets: i
         st.markdown(f"**{tag}**")
         shown, notes = [], []
         for (run, label), color, s in zip(sides, colors, pair_series):
-            near = nearest_step(s.steps, step)
-            if near is None:
+            i = nearest_index(s.steps, step)  # a repeated step: the record written last
+            if i is None:
                 notes.append(f"{label} did not log `{tag}`")
                 continue
-            i = int(list(s.steps).index(near))
+            near = int(s.steps[i])
             shown.append((label, color, near, s.edges[i], s.counts[i]))
             notes.append(f"{label} shows step {near}" + ("" if near == step else " (nearest logged)"))
         fig = histograms.compare_figure(shown, buckets, tag)
@@ -157,7 +131,7 @@ def main() -> None:
     root = logdir()
     live = st.sidebar.toggle("Live refresh", value=True, key="hist_live",
                              help=f"Re-read new histograms every {REFRESH_S:g} s while training runs")
-    every = REFRESH_S if live and _training(pair, root) else None
+    every = REFRESH_S if live and runs.pair_is_live(pair, root) else None
     st.fragment(view, run_every=every)(pair, root, watching=every is not None)
 
 

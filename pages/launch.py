@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import inspect
-import re
-from functools import lru_cache
 
 import streamlit as st
 
@@ -17,7 +14,6 @@ from twinboard.config import logdir
 
 REFRESH_S = 2.0  # the run list's refresh interval while any job is queued or running
 SHOWN_RUNS = 20  # newest runs listed before "show all"
-ACTIVE = ("queued", "running")
 STATE_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "stopped": "orange"}
 CHOICES = {"task": specmod.TASKS, "model": specmod.MODELS, "optimizer": specmod.OPTIMIZERS,
            "init": specmod.INITS, "dtype": specmod.DTYPES}
@@ -35,15 +31,9 @@ LABELS = {"lr": "learning rate", "beta1": "Adam β1", "beta2": "Adam β2", "eps"
           "momentum": "SGD momentum", "hidden": "hidden sizes", "init": "initial weights"}
 
 
-@lru_cache(maxsize=1)
-def _field_help() -> dict[str, str]:
-    """Each RunSpec field's trailing comment in trainers/spec.py: the tooltip of its widget."""
-    found = {}
-    for line in inspect.getsource(RunSpec).splitlines():
-        m = re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line)
-        if m:
-            found[m.group(1)] = m.group(2).strip()
-    return found
+def _help(name: str) -> str | None:
+    """A RunSpec field's help text (its dataclass metadata): the tooltip of its widget."""
+    return specmod.field_help(name) or None
 
 
 def _type(f: dataclasses.Field) -> str:
@@ -53,7 +43,7 @@ def _type(f: dataclasses.Field) -> str:
 
 def _field_widget(f: dataclasses.Field, default, where=st) -> object:
     """One widget for one RunSpec field, chosen from its type; keyed `launch_<field>`."""
-    key, label, tip = f"launch_{f.name}", LABELS.get(f.name, f.name.replace("_", " ")), _field_help().get(f.name)
+    key, label, tip = f"launch_{f.name}", LABELS.get(f.name, f.name.replace("_", " ")), _help(f.name)
     if f.name in CHOICES:
         options = list(CHOICES[f.name])
         return where.selectbox(label, options, index=options.index(default), key=key, help=tip)
@@ -87,7 +77,7 @@ def _spec_form() -> tuple[dict, str, bool]:
     values["optimizer"] = st.segmented_control(
         "Optimizer", list(specmod.OPTIMIZERS), default=defaults.optimizer, key="launch_optimizer",
         format_func=lambda o: {"sgd": "SGD (momentum)", "adam": "Adam"}.get(o, o),
-        help=_field_help().get("optimizer")) or defaults.optimizer
+        help=_help("optimizer")) or defaults.optimizer
     placed = {"optimizer", *(n for names in SECTIONS.values() for n in names),
               *(n for names in OPTIMIZER_FIELDS.values() for n in names)}
     with st.form("launch_form", border=True):
@@ -126,14 +116,6 @@ def _start(values: dict, name: str, root) -> None:
         st.code(outcome.stderr or "(no output)", language=None)
 
 
-def _progress(job: runs.JobStatus) -> float:
-    if job.state == "finished":
-        return 1.0
-    if job.total_steps and job.step is not None:
-        return min(max(job.step / job.total_steps, 0.0), 1.0)
-    return 0.0
-
-
 def _progress_text(job: runs.JobStatus) -> str:
     if job.state == "queued":
         return "queued: waiting for a free slot"
@@ -153,13 +135,12 @@ def _summary(spec: dict) -> str:
 
 
 def _run_card(run: runs.RunStatus, root) -> None:
-    active = any(j.state in ACTIVE for j in run.frameworks.values())
     with st.container(border=True, key=f"launch_card_{run.run_id}"):
         head, button = st.columns([5, 1], vertical_alignment="center")
         created = dt.datetime.fromtimestamp(run.created).strftime("%Y-%m-%d %H:%M:%S")
         head.markdown(f"**{run.run_id}** :{STATE_COLORS.get(run.state, 'gray')}-badge[{run.state}]  \n"
                       f":small[:gray[{created} · {_summary(run.spec)}]]")
-        if active and button.button("Stop", key=f"launch_stop_{run.run_id}", icon=":material/stop:"):
+        if run.active and button.button("Stop", key=f"launch_stop_{run.run_id}", icon=":material/stop:"):
             with st.spinner(f"Stopping {run.run_id}…"):
                 try:
                     runs.stop(run.run_id, logdir=root)
@@ -169,7 +150,7 @@ def _run_card(run: runs.RunStatus, root) -> None:
         for col, (fw, job) in zip(st.columns(max(len(run.frameworks), 1)), run.frameworks.items()):
             with col:
                 st.markdown(f"{framework_badge(fw)} :{STATE_COLORS.get(job.state, 'gray')}-badge[{job.state}]")
-                st.progress(_progress(job), text=_progress_text(job))
+                st.progress(job.progress, text=_progress_text(job))
                 if job.state == "failed":
                     code = "no exit status" if job.exit_code is None else f"exit code {job.exit_code}"
                     with st.expander(f"Error: {code}"):
@@ -179,7 +160,7 @@ def _run_card(run: runs.RunStatus, root) -> None:
 def _runs_list(root, live: bool) -> None:
     """The run list; a fragment that reruns every REFRESH_S while `live` (decided by the last full run)."""
     found = sorted(runs.list_runs(root), key=lambda r: (r.created, r.run_id), reverse=True)
-    active = any(j.state in ACTIVE for r in found for j in r.frameworks.values())
+    active = any(r.active for r in found)
     if active != live:
         st.rerun()  # a full run re-declares this fragment with the timer on, or off
     if not found:
@@ -190,7 +171,7 @@ def _runs_list(root, live: bool) -> None:
         _run_card(run, root)
 
 
-def launch_page() -> None:
+def main() -> None:
     root = logdir()
     st.title("Launch a matched run")
     st.caption("One spec, two trainers: PyTorch and TensorFlow train the same model on the same batches. "
@@ -199,8 +180,8 @@ def launch_page() -> None:
     if submitted:
         _start(values, name, root)
     st.subheader("Runs")
-    live = any(j.state in ACTIVE for r in runs.list_runs(root) for j in r.frameworks.values())
+    live = any(r.active for r in runs.list_runs(root))
     st.fragment(run_every=REFRESH_S if live else None)(_runs_list)(root, live)
 
 
-launch_page()
+main()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from twinboard import runs, tagmap, uploads
 from twinboard.config import logdir
-from twinboard.events import CorruptRecordError
+from twinboard.contract import CorruptRecordError
 
 RULE_COLUMNS = ["run", "tag", "to", "step_unit", "step_offset"]
 
@@ -87,12 +87,11 @@ def _manage_section(root) -> str | None:
 def _mapping_section(root, name: str) -> None:
     """Edit the selected upload's tag mapping and preview which of its tags become which of ours."""
     folder = root / uploads.UPLOADS / name
-    mapping = tagmap.default_mapping([r.name for r in runs.list_event_runs(folder)])
-    if (folder / tagmap.MAPPING_FILE).exists():
-        try:
-            mapping = tagmap.load(folder)
-        except tagmap.MappingError as err:
-            st.warning(f"{err}; showing the default rules instead.")
+    try:
+        mapping = tagmap.mapping_for_run(folder, root)  # what the Scalars page uses for this upload
+    except tagmap.MappingError as err:
+        st.warning(f"{err}; showing the default rules instead.")
+        mapping = tagmap.default_mapping([r.name for r in runs.list_event_runs(folder)])
     with st.expander(f"Tag mapping and x axis for **{name}**"):
         st.caption("First matching rule wins; patterns match the whole run name / tag (regex). "
                    "`to` formats the named groups (`{metric}/{split}`); an empty `to` drops the series. "
@@ -178,7 +177,7 @@ def _export_section(root) -> None:
                        "application/vnd.apache.parquet", key="export_parquet", disabled=df.empty)
 
 
-def render() -> None:
+def main() -> None:
     st.title("Upload")
     st.caption("Event files from anywhere (Keras, torch, tensorboardX, TF1) become runs under "
                "`uploads/<name>/`, shown on every page beside local runs.")
@@ -190,4 +189,4 @@ def render() -> None:
     _export_section(root)
 
 
-render()
+main()

@@ -269,3 +269,59 @@ def test_a_lone_point_is_drawn_with_a_marker(smoothing):
     fig = scalars.scalar_figure("perf/step_ms", [one, many], smoothing=smoothing)
     shown = {tr.name.split(" (")[0]: tr.mode for tr in fig.data if tr.hoverinfo != "skip"}
     assert "markers" in shown["PyTorch"] and shown["TensorFlow"] == "lines"
+
+
+# --- the shown runs' stores and their curves (scalars.store, scalars.curves) ----------------------
+def _write_scalars(folder, tags, steps) -> None:
+    from tensorboard.compat.proto import event_pb2
+
+    from twinboard.events import frame
+
+    folder.mkdir(parents=True, exist_ok=True)
+    records = [frame(event_pb2.Event(wall_time=999.0, file_version="brain.Event:2").SerializeToString())]
+    for step in steps:
+        ev = event_pb2.Event(wall_time=1000.0 + step, step=step)
+        for tag in tags:
+            ev.summary.value.add(tag=tag, simple_value=float(step))
+        records.append(frame(ev.SerializeToString()))
+    with open(folder / "events.out.tfevents.1.test", "ab") as f:
+        f.write(b"".join(records))
+
+
+def test_run_stores_read_only_the_shown_folders_and_name_runs_as_the_logdir(tmp_path):
+    from twinboard import runs
+
+    for fw in ("torch", "tensorflow"):
+        _write_scalars(tmp_path / "a" / fw, ["loss/train", "lr"], range(10))
+    _write_scalars(tmp_path / "b" / "torch", ["loss/train"], range(3))
+    opened = []
+
+    def open_store(path):
+        opened.append(path.relative_to(tmp_path).as_posix())
+        return scalars.LockedStore(path)
+    store = scalars.RunStores(tmp_path, open_store)
+    assert store.refresh(["a"]) == 40
+    assert store.runs() == ["a/tensorflow", "a/torch"] and store.tags("a/torch") == ["loss/train", "lr"]
+    assert store.tags("b/torch") == []  # not shown: not read
+    _write_scalars(tmp_path / "a" / "torch", ["lr"], [10])
+    assert store.refresh() == 1 and opened == ["a"]  # the same store, only the new bytes
+    assert store.series("a/torch", "lr").step.tolist() == list(range(11))
+    assert store.refresh(["b/torch"]) == 3 and store.runs() == ["b/torch"] and opened == ["a", "b/torch"]
+    assert [scalars.join_run(f, r) for f, r in [(".", "x/y"), ("x", "."), ("x", "y")]] == ["x/y", "x", "x/y"]
+
+    pair = runs.Pair(*(runs.EventRun(f"a/{fw}", tmp_path / "a" / fw, fw, "local") for fw in ("torch", "tensorflow")),
+                     "a")
+    mappings, problems = scalars.load_mappings(tmp_path, [pair])
+    assert not problems and scalars.first_axis(mappings) == "step"
+    assert scalars.folders(tmp_path, [pair], mappings) == ["a/tensorflow", "a/torch"]
+    store.refresh(scalars.folders(tmp_path, [pair], mappings))
+    mapped = scalars.map_runs(store, tmp_path, [pair], mappings)
+    assert scalars.mapped_tags(mapped) == ["loss/train", "lr"]
+    curves, cannot = scalars.tag_curves(store, [pair], mapped, "lr", "step", {}, lambda r: r.framework)
+    assert not cannot and [(c.name, c.side, c.color) for c in curves] == [("torch", 0, "#EE4C2C"),
+                                                                          ("tensorflow", 1, "#FF8F00")]
+    assert len(curves[0].value) == 11 and len(curves[1].value) == 10
+    assert scalars.run_starts(store, mapped) == {"a/torch": 1000.0, "a/tensorflow": 1000.0}
+    assert scalars.zoom_bounds(store, mapped, ["lr"], "step") == (0, 10)
+    assert scalars.zoom_bounds(store, mapped, ["lr"], "step", total_steps=50) == (0, 50)  # a job's total
+    assert scalars.zoom_bounds(store, mapped, ["nope"], "step") is None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import subprocess
 import sys
 import time
@@ -39,9 +40,9 @@ def test_flags_parse_to_the_field_types_and_unset_ones_keep_defaults():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--lr", "20"], "RunSpec.lr=20.0: must be in (0, 10)"),
-    (["--task", "mnist"], "RunSpec.task='mnist'"),
-    (["--hidden"], "RunSpec.hidden=()"),
+    (["--lr", "20"], "--lr 20.0: must be in (0, 10)"),  # the flag the user typed, not RunSpec.lr
+    (["--task", "mnist"], "--task mnist: must be one of digits"),
+    (["--hidden"], "--hidden: must be one or more positive whole numbers"),
     (["--batch-size", "2.5"], "invalid int value: '2.5'"),
 ])
 def test_a_bad_value_exits_2_with_the_message_and_launches_nothing(logdir, capsys, argv, message):
@@ -54,8 +55,11 @@ def test_a_bad_value_exits_2_with_the_message_and_launches_nothing(logdir, capsy
 
 def test_launch_wait_exit_status_follows_the_outcomes(logdir, capsys, monkeypatch):
     assert cli.main(["launch", "--steps", "3", "--name", "ok", "--wait"]) == 0
-    out = capsys.readouterr().out
-    assert out.splitlines() == [str(logdir / "ok"), "torch: finished", "tensorflow: finished"]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == str(logdir / "ok") and lines[-2:] == ["torch: finished", "tensorflow: finished"]
+    progress = lines[1:-2]  # each framework's state as it moved, printed while waiting
+    assert {line.split(":")[0] for line in progress} == {"torch", "tensorflow"}, lines
+    assert all(line.split(": ")[1].split()[0] in ("queued", "running") for line in progress), lines
     monkeypatch.setenv("STUB_MODE_TENSORFLOW", "crash")
     assert cli.main(["launch", "--steps", "3", "--name", "bad", "--wait"]) == 1
     out = capsys.readouterr().out
@@ -85,6 +89,64 @@ def test_a_new_subcommand_is_one_registration(monkeypatch, capsys):
         "say hello", lambda p: p.add_argument("who"), lambda args: print(f"hello {args.who}") or 7))
     assert cli.main(["hello", "world"]) == 7
     assert capsys.readouterr().out == "hello world\n"
+
+
+def test_the_installed_command_works_from_any_folder(tmp_path):
+    """`pip install -e .` (the Makefile's set-up) gives a `twinboard` command and `import twinboard`
+    outside the repo."""
+    command = Path(sys.executable).parent / "twinboard"
+    env = {**os.environ, "TWINBOARD_LOGDIR": str(tmp_path / "logs")}
+    env.pop("PYTHONPATH", None)
+    for argv in ([str(command), "--help"], [str(command), "runs"],
+                 [sys.executable, "-c", "import twinboard; print(twinboard.read_scalars)"]):
+        out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
+        assert out.returncode == 0, (argv, out.stderr)
+    assert "serve" in subprocess.run([str(command), "--help"], capture_output=True, text=True, env=env).stdout
+    assert out.stdout.startswith("<function read_scalars")
+
+
+def test_launch_with_a_name_that_exists_is_refused(logdir, capsys):
+    assert cli.main(["launch", "--steps", "1", "--name", "taken"]) == 0
+    capsys.readouterr()
+    assert cli.main(["launch", "--steps", "1", "--name", "taken"]) == 1
+    assert "taken" in capsys.readouterr().err and [r.run_id for r in runs.list_runs()] == ["taken"]
+
+
+def test_export_writes_a_runs_scalars(real_pair, tmp_path, capsys):
+    from twinboard import uploads
+
+    out = tmp_path / "pair.csv"
+    argv = ["--logdir", str(real_pair.logdir), "export", real_pair.run_id, "-o", str(out), "--tag", "loss/train"]
+    assert cli.main(argv) == 0
+    df = uploads.read_csv_bytes(out.read_bytes())
+    assert set(df["run"]) == {f"{real_pair.run_id}/torch", f"{real_pair.run_id}/tensorflow"}
+    assert set(df["tag"]) == {"loss/train"} and len(df) == 2 * real_pair.spec.steps
+    assert cli.main(["--logdir", str(real_pair.logdir), "export", "nope", "-o", str(out)]) == 1
+    assert "no event run 'nope'" in capsys.readouterr().err
+
+
+def test_serve_listens_on_loopback_only(tmp_path):
+    """The safe default: `twinboard serve` (what `make run` runs) binds 127.0.0.1, not every interface."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "twinboard", "--logdir", str(tmp_path / "logs"), "serve",
+                             "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            listening = [line.split()[3] for line in subprocess.run(
+                ["ss", "-ltnH"], capture_output=True, text=True).stdout.splitlines() if f":{port}" in line]
+            if listening or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert listening == [f"127.0.0.1:{port}"], listening
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=20)
 
 
 def test_python_dash_m_twinboard_runs(logdir):

@@ -34,7 +34,7 @@ def test_write_then_read_gives_back_tensor_metadata_images(tmp_path, framework):
     for step in (0, 7, 7, 20):  # 7 twice: a re-export replaces its entry
         export_embedding.write(str(logdir), framework, step, feats + step, rows, HEADER, imgs)
     found = read_embeddings(logdir)
-    assert found.skipped == []
+    assert found.problems() == []
     assert [(e.tag, e.step, e.name) for e in found] == [
         ("hidden", 0, "hidden:00000"), ("hidden", 7, "hidden:00007"), ("hidden", 20, "hidden:00020")]
     for e in found:
@@ -131,8 +131,10 @@ def test_bytes_tensor_and_checkpoint_entry(tmp_path):
     assert [e.name for e in found] == ["raw"]
     np.testing.assert_array_equal(found[0].tensor, x)
     assert found[0].step is None and found[0].metadata.shape == (4, 0)
-    assert len(found.skipped) == 2 and all("checkpoint" in m for m in found.skipped)
-    assert any(m.startswith("from_ckpt") for m in found.skipped)
+    problems = found.problems()
+    assert len(problems) == 2 and all("checkpoint" in p.message for p in problems)
+    assert any(p.message.startswith("from_ckpt") for p in problems)
+    assert {p.path for p in problems} == {str((tmp_path / "projector_config.pbtxt").resolve())}
 
 
 def test_malformed_files_are_skipped_with_a_message(tmp_path):
@@ -144,7 +146,7 @@ def test_malformed_files_are_skipped_with_a_message(tmp_path):
                       'embeddings { tensor_name: "missing:1" tensor_path: "nope.tsv" }\n')
     found = read_embeddings(tmp_path)
     assert list(found) == []
-    text = "\n".join(found.skipped)
+    text = "\n".join(str(p) for p in found.problems())
     assert "t.tsv" in text and "1 rows for 2 points" in text and "nope.tsv is missing" in text
 
 

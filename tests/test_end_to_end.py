@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from twinboard import runs
-from twinboard.events import is_event_file, iter_events
+from twinboard.contract import is_event_file
+from twinboard.events import iter_events
 
 def tags_in(folder: Path) -> set[str]:
     return {value.tag for path in folder.iterdir() if is_event_file(path)

@@ -19,7 +19,8 @@ from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.compat.proto.types_pb2 import DT_DOUBLE, DT_FLOAT
 
 from trainers import event_records, torch_events
-from twinboard.events import frame, iter_events
+from twinboard.contract import frame, masked_crc32c
+from twinboard.events import iter_events
 
 TAGS = ["loss/train", "lr", "accuracy/ü", "t" * 200, "perf/samples_per_s"]
 SCALARS_META = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
@@ -86,7 +87,7 @@ def test_masked_crc_rows_with_leading_zeros_matches_google_crc32c():
     for i, n in enumerate(lengths):
         rows[i, 40 - n:] = rng.integers(0, 256, n)
     got = event_records.masked_crc32c_rows(rows, lengths)
-    want = [event_records._masked_crc(rows[i, 40 - n:].tobytes()) for i, n in enumerate(lengths)]
+    want = [masked_crc32c(rows[i, 40 - n:].tobytes()) for i, n in enumerate(lengths)]
     assert got.tolist() == want
 
 

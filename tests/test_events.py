@@ -14,7 +14,7 @@ from tensorboard.compat.proto import event_pb2
 
 from twinboard.events import native
 from twinboard.events import ScalarStore, read_scalars
-from twinboard.events import CorruptRecordError, frame
+from twinboard.contract import CorruptRecordError, frame
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -198,7 +198,8 @@ def test_flipped_byte_is_reported_with_file_and_offset(tmp_path, path_kind):
     assert store.series("good", "x").step.tolist() == [1]
     assert store.series("bad", "x").step.tolist() == [1]
     (problem,) = store.problems()
-    assert str(damaged) in problem and f"byte {offset}" in problem and "CRC" in problem
+    assert (problem.path, problem.offset) == (str(damaged), offset)
+    assert str(problem) == str(info.value) and "CRC" in problem.message
     with open(good / "events.out.tfevents.1.a", "ab") as f:
         f.write(scalar("x", 2, 2.0))
     assert store.refresh() == 1 and len(store.problems()) == 1  # the others carry on

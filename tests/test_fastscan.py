@@ -15,7 +15,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_
 
 from twinboard import events
 from twinboard.events import fastscan, native, scalars
-from twinboard.events import CorruptRecordError, frame
+from twinboard.contract import CorruptRecordError, frame
 
 ROOT = Path(__file__).resolve().parents[1]
 

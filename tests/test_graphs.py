@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 
 from twinboard import graphs
 from twinboard.graphs.reader import MISSING, Graph, GraphScanner, _may_hold_graph, graph_from_keras_json, read_graphs
-from twinboard.events import CorruptRecordError, frame
+from twinboard.contract import CorruptRecordError, frame
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP_PARAMS = 64 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10  # 6570: digits 64 -> 64 -> 32 -> 10
@@ -205,10 +205,15 @@ def test_handmade_graph_with_control_inputs_output_indices_missing_and_duplicate
     damaged = bytearray(frame(ev.SerializeToString()))
     damaged[20] ^= 0xFF  # complete, but its data CRC no longer matches
     path.write_bytes(frame(ev.SerializeToString()) + bytes(damaged))
-    with pytest.raises(CorruptRecordError):
+    at = len(frame(ev.SerializeToString()))
+    with pytest.raises(CorruptRecordError) as info:
         read_graphs(tmp_path)
+    assert info.value.path == str(path) and info.value.offset == at and info.value.reason == "data CRC mismatch"
     scanner = GraphScanner(tmp_path)
-    assert len(scanner.read()) == 1 and len(scanner.errors) == 1  # what came before the damage
+    assert len(scanner.read()) == 1  # what came before the damage
+    (problem,) = scanner.problems()
+    assert (problem.path, problem.offset) == (str(path), at) and str(problem) == str(info.value)
+    assert len(scanner.read()) == 1 and len(scanner.problems()) == 1  # met again, reported again
 
 
 def test_scanner_reads_only_what_was_appended_and_skips_scalars(runs, tmp_path):
@@ -230,7 +235,7 @@ def test_scanner_reads_only_what_was_appended_and_skips_scalars(runs, tmp_path):
     with path.open("ab") as f:
         f.write(source[len(source) // 2:] + scalar(51))
     assert [g.tag for g in scanner.read()] == ["graph_def", "forward", "keras"]
-    assert len(first) < 3 and scanner.read() == scanner.graphs and not scanner.errors
+    assert len(first) < 3 and scanner.read() == scanner.graphs and not scanner.problems()
     assert not _may_hold_graph(scalar(3)[12:-4])
     ev = event_pb2.Event(graph_def=b"x").SerializeToString()
     assert _may_hold_graph(ev) and _may_hold_graph(event_pb2.Event(step=5).SerializeToString() + ev)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twinboard.histograms import BASIS_POINTS, common_edges, compress, layer_of, nearest_step, rebin, sample_indices
+from twinboard.histograms import BASIS_POINTS, common_edges, compress, layer_of, nearest_index, nearest_step, rebin, sample_indices
 
 
 @st.composite
@@ -73,3 +73,7 @@ def test_small_helpers():
     assert sample_indices(5, 30).tolist() == [0, 1, 2, 3, 4]
     assert nearest_step(np.array([0, 10, 20]), 14) == 10 and nearest_step(np.array([0, 10]), 5) == 0
     assert nearest_step(np.array([], dtype=int), 3) is None
+    restarted = np.array([0, 10, 20, 10, 20, 30])  # write order: a restart logged 10 and 20 again
+    assert nearest_step(restarted, 14) == 10 and nearest_step(np.array([10, 0]), 5) == 0  # any order
+    assert nearest_index(restarted, 14) == 3 and nearest_index(restarted, 21) == 4  # the later record
+    assert nearest_index(np.array([], dtype=int), 3) is None

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from twinboard.histograms import BASIS_POINTS, HistogramStore, common_edges, compress, distribution, from_buckets, from_histo, read_histograms
-from twinboard.events import iter_events
+from twinboard.events import CorruptRecordError, iter_events
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = list(range(0, 35 * 5, 5))  # 35 logged steps, one every 5: more than offset mode draws (30)
@@ -214,8 +214,9 @@ def test_corrupt_file_is_reported_and_readable_part_kept(logs, tmp_path):
     assert 0 < len(store.frame(["bad/torch"])) < full  # records before the damage are kept
     assert len(store.frame(["bad/tensorflow"])) == full  # the other file is unaffected
     assert store.refresh() == 0 and len(store.problems()) == 1  # not re-read, still reported
-    with pytest.raises(ValueError, match=str(bad)):
+    with pytest.raises(CorruptRecordError, match=str(bad)) as info:
         read_histograms(bad)
+    assert (info.value.path, info.value.offset) == (problems[0].path, problems[0].offset)
     lenient = read_histograms(bad, strict=False)
     assert len(lenient) > 0 and lenient.attrs["problems"][0].path == str(bad)
 
@@ -324,7 +325,7 @@ def test_histogram_proto_corners():
 
 
 def test_tf_metadata_only_on_a_tags_first_value_and_replaced_files(tmp_path):
-    from twinboard.events import frame
+    from twinboard.contract import frame
 
     (tmp_path / "r").mkdir()
     path = tmp_path / "r" / "events.out.tfevents.1"
@@ -342,3 +343,38 @@ def test_tf_metadata_only_on_a_tags_first_value_and_replaced_files(tmp_path):
     os.replace(new, path)  # longer, and another inode
     store.refresh()
     assert store.get("r", "weights/out/kernel").steps.tolist() == [8, 9] and store.problems() == []
+
+
+@pytest.mark.parametrize("layout", ["one file", "a file per start"])
+def test_a_restarted_runs_repeated_steps_are_kept_by_both_stores_in_write_order(tmp_path, layout):
+    """The policy of twinboard.events: a step logged twice appears twice, the older first, in both
+    the scalar and the histogram store (TensorBoard's rule for file_version 2 files)."""
+    from tensorboard.compat.proto import event_pb2
+
+    from twinboard.contract import frame
+    from twinboard.events import ScalarStore
+
+    def records(steps, start):  # what one start of the trainer writes: a scalar and a histogram a step
+        out = [frame(event_pb2.Event(wall_time=999.0, file_version="brain.Event:2").SerializeToString())]
+        for i, s in enumerate(steps):
+            n = float(start * 10 + i + 1)  # marks which start wrote the record
+            scalar = event_pb2.Event(wall_time=1000.0 + s, step=s)  # as _event stamps it
+            scalar.summary.value.add(tag="loss/train", simple_value=n)
+            out += [frame(scalar.SerializeToString()), frame(_event(s, "weights/out/kernel", buckets=[[0.0, 1.0, n]]))]
+        return b"".join(out)
+
+    run = tmp_path / "r"
+    run.mkdir()
+    first, second = records([0, 1, 2], 0), records([1, 2, 3], 1)  # crashed after step 2, resumed from 1
+    if layout == "one file":
+        (run / "events.out.tfevents.1.host").write_bytes(first + second)
+    else:  # the restart's file sorts after the first (TensorBoard's names start with the time)
+        (run / "events.out.tfevents.1.host").write_bytes(first)
+        (run / "events.out.tfevents.2.host").write_bytes(second)
+    scalars, histograms = ScalarStore(tmp_path), HistogramStore(tmp_path)
+    assert scalars.refresh() == 6 and histograms.refresh() == 6
+    s, h = scalars.series("r", "loss/train"), histograms.get("r", "weights/out/kernel")
+    assert s.step.tolist() == h.steps.tolist() == [0, 1, 2, 1, 2, 3]
+    assert s.value.tolist() == [c.sum() for c in h.counts] == [1, 2, 3, 11, 12, 13]
+    assert s.wall_time.tolist() == h.wall_times.tolist()
+    assert scalars.problems() == histograms.problems() == []

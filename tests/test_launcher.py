@@ -222,9 +222,9 @@ def test_bad_launch_inputs_fail_with_a_message_and_start_nothing(logdir, monkeyp
     assert runs.list_runs() and not list(logdir.glob("*/*.stdout"))
 
 
-def test_names_are_unique_and_the_trainer_command_is_overridable(logdir, monkeypatch):
+def test_a_chosen_name_is_never_changed_and_the_trainer_command_is_overridable(logdir, monkeypatch):
     first, second = runs.launch(SPEC, name="same"), runs.launch(SPEC, name="same")
-    assert (first.run_id, second.run_id) == ("same", "same-2")
+    assert first.run_id == "same" and isinstance(second, Failed) and "'same' exists already" in second.stderr
     spec, cmd = "/r/spec.json", runs.trainer_command
     monkeypatch.delenv("TWINBOARD_TRAINER_CMD")
     assert cmd("tensorflow", Path(spec)) == [sys.executable, "-m", "trainers.tf_trainer", spec]

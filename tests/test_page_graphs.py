@@ -126,7 +126,7 @@ def test_run_without_a_graph_and_a_mismatch(tmp_path_factory, tmp_path, monkeypa
 def test_damaged_event_file_is_named_and_what_came_before_still_draws(logdir):
     from tensorboard.compat.proto import event_pb2
 
-    from twinboard.events import frame
+    from twinboard.contract import frame
 
     record = bytearray(frame(event_pb2.Event(wall_time=2.0, step=9).SerializeToString()))
     record[14] ^= 0xFF  # a complete record whose data CRC no longer matches

@@ -97,7 +97,7 @@ def test_nearest_steps_when_the_sides_differ(logdir, written):
 
 
 def test_a_rerun_shows_histograms_appended_since(written, tmp_path, monkeypatch):
-    from twinboard.events import split_records
+    from twinboard.contract import split_records
 
     run = tmp_path / "logs" / "20261126-101500-digits-mlp-sgd"
     rest = {}

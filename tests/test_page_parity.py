@@ -213,7 +213,7 @@ def _mid_run_offset(data: bytes) -> int:
     with no loss (TensorFlow's graph file)."""
     from tensorboard.compat.proto.event_pb2 import Event
 
-    from twinboard.events import iter_frames
+    from twinboard.contract import iter_frames
 
     for _, record, end in iter_frames(data):
         ev = Event.FromString(bytes(record))
@@ -229,7 +229,7 @@ def test_a_running_pair_is_read_as_it_grows(logdir, tmp_path, monkeypatch):
     monkeypatch.setenv("TWINBOARD_LOGDIR", str(tmp_path))
     running = runs.RunStatus("grow", tmp_path / "grow", {}, 0.0,
                             {fw: runs.JobStatus("running") for fw in ("torch", "tensorflow")})
-    monkeypatch.setattr(runs, "get_run", lambda run_id, logdir=None: running)
+    monkeypatch.setattr(runs.launcher, "get_run", lambda run_id, logdir=None: running)  # what runs.pair_is_live asks
     chunks = {}
     for fw in ("torch", "tensorflow"):
         src = logdir / "native" / fw

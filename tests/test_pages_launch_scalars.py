@@ -19,7 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from twinboard import runs
-from twinboard.events import frame
+from twinboard.contract import frame
 
 ROOT = Path(__file__).resolve().parents[1]
 STUB = ROOT / "tests" / "stub_trainer.py"
@@ -58,6 +58,10 @@ def test_launch_page_empty_logdir_renders_the_form(launch_logdir):
             "launch_histogram_every", "launch_init", "launch_dtype", "launch_threads",
             "launch_weight_decay", "launch_val_fraction"} <= keys
     assert "launch_beta1" not in keys  # SGD is the default: Adam's settings are not shown
+    from twinboard.contract.spec import field_help
+    for widget, field in [(at.number_input(key="launch_lr"), "lr"), (at.selectbox(key="launch_task"), "task"),
+                          (at.text_input(key="launch_hidden"), "hidden")]:
+        assert field_help(field) and widget.help == field_help(field)  # the tooltip is the field's metadata
     assert any("No runs yet" in t for t in texts(at, "info"))
     assert not at.error
 
@@ -139,6 +143,40 @@ def test_launch_page_lists_finished_runs_newest_first(launch_logdir, monkeypatch
     assert md.index("**second**") < md.index("**first**")
     assert "badge[finished]" in md and "badge[running]" not in md
     assert {str(p.proto.text) for p in at.get("progress")} == {"3 of 3 steps"}
+
+
+def _pair(root: Path, group: str) -> runs.Pair:
+    sides = [runs.EventRun(f"{group}/{fw}", root / group / fw, fw, "local") for fw in ("torch", "tensorflow")]
+    for side in sides:
+        side.path.mkdir(parents=True, exist_ok=True)
+    return runs.Pair(*sides, group)
+
+
+def test_a_pair_is_live_while_a_job_runs_or_a_hand_started_trainer_reports(launch_logdir, monkeypatch):
+    """What every page asks before it refreshes itself (runs.pair_is_live)."""
+    from twinboard.contract import RunSpec
+
+    hand = _pair(launch_logdir, "by-hand")  # no launcher run: a trainer started by hand, or copied in
+    assert not runs.pair_is_live(hand, launch_logdir)
+    status = {"state": "running", "step": 1, "total_steps": 9, "updated": time.time(), "error": None}
+    (hand.left.path / "status.json").write_text(json.dumps(status))
+    assert runs.pair_is_live(hand, launch_logdir)
+    status["updated"] -= runs.STALE_S + 1  # it stopped reporting: died without saying so
+    (hand.left.path / "status.json").write_text(json.dumps(status))
+    assert not runs.pair_is_live(hand, launch_logdir)
+
+    monkeypatch.setenv("STUB_MODE", "sleep")  # runs until stopped; SIGTERM leaves status.json "running"
+    assert isinstance(runs.launch(RunSpec(steps=5), launch_logdir, name="launched"), runs.Launched)
+    launched = _pair(launch_logdir, "launched")
+    assert runs.pair_is_live(launched, launch_logdir)  # queued or running, both count
+    assert runs.pairs_are_live([hand, launched], launch_logdir)
+    assert list(runs.pair_jobs([hand, launched], launch_logdir)) == ["launched"]
+    wait_for(lambda: runs.get_run("launched", launch_logdir).frameworks["torch"].state == "running")
+    runs.stop("launched", logdir=launch_logdir, grace=1.0)
+    status["updated"] = time.time()
+    (launched.left.path / "status.json").write_text(json.dumps(status))  # as a killed trainer leaves it
+    assert not runs.get_run("launched", launch_logdir).active
+    assert not runs.pair_is_live(launched, launch_logdir)  # the launcher knows better than the file
 
 
 # --- Scalars -------------------------------------------------------------------------------------

@@ -170,7 +170,7 @@ def events_file(series: dict[str, list[tuple[int, float]]]) -> bytes:
     """An event file's bytes, framed by hand (the layout tensorboardX writes: simple_value)."""
     from tensorboard.compat.proto import event_pb2
 
-    from twinboard.events import frame
+    from twinboard.contract import frame
 
     records = [frame(event_pb2.Event(wall_time=1.7e9, file_version="brain.Event:2").SerializeToString())]
     for tag, points in series.items():

@@ -14,7 +14,7 @@ import pytest
 from tensorboard.compat.proto import event_pb2
 
 from twinboard import events, tagmap, uploads
-from twinboard.events import frame
+from twinboard.contract import frame
 from twinboard.tagmap import Mapping, MappingError, Rule
 
 EV = "events.out.tfevents.1700000000.host"

@@ -96,16 +96,18 @@ def test_held_scalars_reach_the_file_in_order(tmp_path, classify):
 FAILING_RUN = """
 import sys
 from pathlib import Path
-from trainers import common, data
+from trainers import data
+from trainers.loop import Cadence
+from trainers.runtime import Paths
 from twinboard.contract import RunSpec
 from trainers.tf_trainer import open_adapter
 
 root = Path(sys.argv[1])
 spec = RunSpec(hidden=(8,), steps=10, log_every=1)
 ds = data.load(spec)
-paths = common.Paths(root / "spec.json", root, root / "tensorflow")
+paths = Paths(root / "spec.json", root, root / "tensorflow")
 spec.save(paths.spec_path)
-with open_adapter(spec, paths, ds, common.Cadence.from_spec(spec, len(ds.x_train))) as adapter:
+with open_adapter(spec, paths, ds, Cadence.from_spec(spec, len(ds.x_train))) as adapter:
     for step, _epoch, idx in data.batches(spec, len(ds.x_train)):
         adapter.write_train_scalars(step, adapter.train_step(step, idx, False, True), None)
         if step == 5:

@@ -14,7 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainers import common, data
+from trainers import data, loop
+from trainers.loop import Cadence
+from trainers.runtime import StatusFile
+from trainers.settings import SETTINGS_KEYS
+from trainers.summaries import histogram_buckets, histogram_many
+from trainers.weights import chw_to_hwc_rows, ensure_shared_init, file_sha256, layer_plan
 from twinboard.contract import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,10 +86,10 @@ def scalar_series(ea, tag: str) -> dict[int, float]:
 def test_scalars_and_histograms_tensorboard_reads(runs, name):
     spec = SPECS[name]
     ds = data.load(spec)
-    cad = common.Cadence.from_spec(spec, len(ds.x_train))
+    cad = Cadence.from_spec(spec, len(ds.x_train))
     tags = TRAIN_TAGS if ds.n_classes else [t for t in TRAIN_TAGS if not t.startswith("accuracy")]
     hist_tags = [f"{kind}/{layer.name}/{part}" for kind in ("weights", "grads")
-                 for layer in common.layer_plan(spec, ds.n_features, ds.n_outputs) for part in ("kernel", "bias")]
+                 for layer in layer_plan(spec, ds.n_features, ds.n_outputs) for part in ("kernel", "bias")]
     log_steps = [s for s in range(1, cad.total_steps + 1) if cad.is_log(s)]
     val_steps = [s for s in range(1, cad.total_steps + 1) if cad.is_validation(s)]
     for fw in MODULES:
@@ -158,7 +163,7 @@ def test_status_finished_and_settings_match(runs, name):
         assert status["step"] == status["total_steps"] == total
         settings[fw] = json.loads((runs[name][fw] / "settings.json").read_text())
     t, f = settings["torch"], settings["tensorflow"]
-    assert list(t) == list(f) == list(common.SETTINGS_KEYS)
+    assert list(t) == list(f) == list(SETTINGS_KEYS)
     assert t["optimizer"].keys() == f["optimizer"].keys()
     assert t["loss"].keys() == f["loss"].keys()
     assert [r.keys() for r in t["layers"]] == [r.keys() for r in f["layers"]]
@@ -167,7 +172,7 @@ def test_status_finished_and_settings_match(runs, name):
     assert t["threads"] == f["threads"] == {"intra_op": spec.threads, "inter_op": spec.threads}
     assert t["execution_mode"] == "eager" and f["execution_mode"].startswith("tf.function")
     assert t["dtype"] == f["dtype"] == spec.dtype
-    assert t["init_sha256"] == f["init_sha256"] == common.file_sha256(runs[name]["run"] / "init.npz")
+    assert t["init_sha256"] == f["init_sha256"] == file_sha256(runs[name]["run"] / "init.npz")
     if spec.model == "cnn":
         assert (t["data_layout"], f["data_layout"]) == ("NCHW", "NHWC")
         assert t["layers"][1]["output_shape"] == [None, 16, 8, 8]
@@ -182,8 +187,6 @@ def test_logdir_override_leaves_default_folder_alone(runs):
 
 
 def test_embeddings_exported_at_the_asked_steps(runs):
-    if common.extension("export_embedding") is None:
-        pytest.skip("trainers.export_embedding not present")
     for fw in MODULES:
         config = (runs["mlp"][fw] / "projector_config.pbtxt").read_text()
         for step in (5, 30):
@@ -246,10 +249,10 @@ def test_sigterm_marks_status_failed(tmp_path):
 # --- the shared pieces, in process -----------------------------------------------------------------
 def test_shared_init_bytes_do_not_depend_on_who_writes(tmp_path):
     spec = RunSpec(model="cnn", hidden=(16,), dtype="float64")
-    layers = common.layer_plan(spec, 64, 10)
+    layers = layer_plan(spec, 64, 10)
     for d in ("a", "b"):
         (tmp_path / d).mkdir()
-        arrays, path = common.ensure_shared_init(spec, layers, tmp_path / d)
+        arrays, path = ensure_shared_init(spec, layers, tmp_path / d)
     assert (tmp_path / "a" / "init.npz").read_bytes() == (tmp_path / "b" / "init.npz").read_bytes()
     assert arrays["conv1.weight"].shape == (16, 8, 3, 3) and arrays["dense0.weight"].shape == (16, 1024)
     bound = 1 / np.sqrt(8 * 9)
@@ -259,19 +262,19 @@ def test_shared_init_bytes_do_not_depend_on_who_writes(tmp_path):
 def test_flatten_order_permutation():
     c, h, w = 3, 4, 5
     x = np.random.default_rng(0).normal(size=(c, h, w))
-    perm = common.chw_to_hwc_rows(c, h, w)
+    perm = chw_to_hwc_rows(c, h, w)
     assert np.array_equal(x.reshape(-1)[perm], x.transpose(1, 2, 0).reshape(-1))
 
 
 def test_histogram_buckets_match_tensorboards_rules():
-    b = common.histogram_buckets(np.array([0.0, 1.0, 2.0, 3.0, np.nan]), k=3)
+    b = histogram_buckets(np.array([0.0, 1.0, 2.0, 3.0, np.nan]), k=3)
     assert b.tolist() == [[0.0, 1.0, 1.0], [1.0, 2.0, 1.0], [2.0, 3.0, 2.0]]
-    single = common.histogram_buckets(np.full(4, 0.5), k=3)
+    single = histogram_buckets(np.full(4, 0.5), k=3)
     assert single[:, :2].tolist() == [[0.5, 0.5]] * 3 and single[:, 2].tolist() == [0, 0, 4]
-    assert not common.histogram_buckets(np.array([np.inf]), k=3).any()
+    assert not histogram_buckets(np.array([np.inf]), k=3).any()
     rng = np.random.default_rng(1)
     arrays = [rng.normal(size=(64, 32)).astype(np.float32), np.array([]), np.full(3, 2.0), rng.normal(size=10)]
-    many, stats = common.histogram_many(arrays)
+    many, stats = histogram_many(arrays)
     for a, b, st in zip(arrays, many, stats):
         flat = a.reshape(-1).astype(np.float64)
         if flat.size and flat.min() < flat.max():
@@ -283,16 +286,16 @@ def test_histogram_buckets_match_tensorboards_rules():
 
 
 def test_cadence():
-    cad = common.Cadence(total_steps=25, steps_per_epoch=10, log_every=4, histogram_every=3,
+    cad = Cadence(total_steps=25, steps_per_epoch=10, log_every=4, histogram_every=3,
                          embedding_steps=frozenset({7}))
     assert [s for s in range(1, 26) if cad.is_log(s)] == [4, 8, 12, 16, 20, 24, 25]
     assert [s for s in range(1, 26) if cad.is_validation(s)] == [10, 20, 25]
     assert [s for s in range(1, 26) if cad.is_embedding(s)] == [7, 25]
-    assert common.Cadence.from_spec(RunSpec(batch_size=32), 1437).histogram_every == 44 // 4
+    assert Cadence.from_spec(RunSpec(batch_size=32), 1437).histogram_every == 44 // 4
 
 
 def test_cadence_without_ends_and_time_sampled_perf(tmp_path, monkeypatch):
-    cad = common.Cadence(total_steps=25, steps_per_epoch=26, log_every=1, histogram_every=26,
+    cad = Cadence(total_steps=25, steps_per_epoch=26, log_every=1, histogram_every=26,
                          embedding_steps=frozenset(), ends=False)
     assert not any(cad.is_graph(s) or cad.is_histogram(s) or cad.is_validation(s) or cad.is_embedding(s)
                    for s in range(1, 26))
@@ -312,13 +315,13 @@ def test_cadence_without_ends_and_time_sampled_perf(tmp_path, monkeypatch):
 
     spec = RunSpec(steps=25, epochs=0, log_every=5)
     ds = data.load(spec)
-    cad = common.Cadence(25, 100, 5, 100, frozenset(), ends=True)
+    cad = Cadence(25, 100, 5, 100, frozenset(), ends=True)
     for every_s, want in ((0.0, [5, 10, 15, 20, 25]), (1e9, [25])):
-        monkeypatch.setattr(common, "PERF_EVERY_S", every_s)
+        monkeypatch.setattr(loop, "PERF_EVERY_S", every_s)
         rec = Recorder()
         rec.export_graph = rec.write_validation = rec.export_embedding = rec.write_histograms = \
             lambda *a: None
-        common.train(spec, ds, cad, rec, common.StatusFile(tmp_path, 25))
+        loop.train(spec, ds, cad, rec, StatusFile(tmp_path, 25))
         assert sorted(rec.perf) == [5, 10, 15, 20, 25]  # loss, accuracy, lr at every log step
         assert [s for s, p in sorted(rec.perf.items()) if p] == want
         assert all(p["perf/step_ms"] > 0 and p["perf/samples_per_s"] > 0 for p in rec.perf.values() if p)

@@ -15,13 +15,13 @@ import tarfile
 import time
 import warnings
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from tensorboard.compat.proto import event_pb2
 
 from twinboard import tagmap, uploads
-from twinboard.events import frame
+from twinboard.contract import frame
 from twinboard.uploads import UploadRefused
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,9 +240,9 @@ def test_caps_come_from_the_environment(logdir, monkeypatch):
 def test_bytes_past_the_declared_size_are_refused_while_copying(tmp_path):
     """Headers are never trusted alone: the copy counts real bytes (white-box, as zipfile itself
     never hands out more than the header declares)."""
-    job = uploads.importer._Import(tmp_path, uploads.Limits())
+    job = uploads.archives.Extraction(tmp_path, uploads.Limits())
     with pytest.raises(UploadRefused, match="more data than the 10 bytes"):
-        job.write(uploads.importer.PurePosixPath("x.json"), io.BytesIO(b"{}" * 100), 10, "a.zip:x.json", "extra", 10**6, 0)
+        job.write(PurePosixPath("x.json"), io.BytesIO(b"{}" * 100), 10, "a.zip:x.json", "extra", 10**6, 0)
 
 
 # --- accepted ------------------------------------------------------------------------------------

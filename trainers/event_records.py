@@ -6,8 +6,9 @@ building and serializing three protobuf messages). The torch trainer writes the 
 itself (`encode_scalars`, trainers.torch_events); the TensorFlow trainer hands the serialized events
 to its tf.summary writer (`encode_events`, trainers.tf_trainer). Each tag's bytes around the value
 come from protobuf's own serialization of a sentinel (`layout`), so they are protobuf's by
-construction; tests compare every byte with protobuf's and with TensorFlow's writer.
-Imports numpy, google_crc32c and tensorboard's protos only.
+construction; tests compare every byte with protobuf's and with TensorFlow's writer. One record's
+framing and masked CRC are the run-folder contract's (`twinboard.contract.records`); here, the CRC of
+many records at once. Imports numpy, the contract and tensorboard's protos only.
 """
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import struct
 from itertools import chain
 from typing import Any, Callable
 
-import google_crc32c
 import numpy as np
 
-_MASK_DELTA = 0xA282EAD8
+from twinboard.contract import MASK_DELTA, masked_crc32c
+
 KINDS = ("simple", "double", "tf_float32")
 
 Layout = tuple[tuple[bytes, ...], str]  # (the bytes around the k values: k + 1 pieces, their numpy format)
@@ -71,7 +72,7 @@ def layout(tags, kind: str) -> Layout:
     return tuple(pieces), fmt
 
 
-# --- framing and CRC32C, one record or many at once ----------------------------------------------
+# --- masked CRC32C of many records at once -------------------------------------------------------
 def _crc_table() -> np.ndarray:
     table = np.arange(256, dtype=np.uint32)
     for _ in range(8):
@@ -107,19 +108,7 @@ def masked_crc32c_rows(rows: np.ndarray, lengths: np.ndarray | None = None) -> n
     for col in np.ascontiguousarray(rows.T):
         crc = _TABLE[(crc ^ col) & 0xFF] ^ (crc >> 8)
     crc ^= np.uint32(0xFFFFFFFF)
-    return ((crc >> 15) | (crc << 17)) + np.uint32(_MASK_DELTA)
-
-
-def _masked_crc(data: bytes) -> int:
-    crc = google_crc32c.value(data)
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
-
-
-def frame_record(data: bytes) -> bytes:
-    """TFRecord framing as tensorboardX's RecordWriter.write does it: length, masked CRC32C of the
-    length, data, masked CRC32C of the data."""
-    header = struct.pack("<Q", len(data))
-    return header + struct.pack("<I", _masked_crc(header)) + data + struct.pack("<I", _masked_crc(data))
+    return ((crc >> 15) | (crc << 17)) + np.uint32(MASK_DELTA)
 
 
 # --- scalar events in bulk -------------------------------------------------------------------------
@@ -199,7 +188,7 @@ def encode_scalars(steps, walls, ids, values, layouts: list[Layout]) -> tuple[by
     framed[:, 12:12 + width] = data
     for idx, d in groups:
         head = struct.pack("<Q", d)
-        framed[idx, width - d:width - d + 12] = np.frombuffer(head + struct.pack("<I", _masked_crc(head)), np.uint8)
+        framed[idx, width - d:width - d + 12] = np.frombuffer(head + struct.pack("<I", masked_crc32c(head)), np.uint8)
     framed[:, -4:] = masked_crc32c_rows(data, data_len).astype("<u4").view(np.uint8).reshape(-1, 4)
     keep = np.arange(16 + width)[None, :] >= (width - data_len)[:, None]
     rec_len = 16 + data_len

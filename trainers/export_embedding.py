@@ -12,22 +12,49 @@ spec.embedding_steps and once at the end of training. Both sides name an entry `
   (no TensorFlow call is needed for TSV tensors): `<logdir>/<tag>-<step:05d>-tensors.tsv`,
   `-metadata.tsv`, `-sprite.png` beside `projector_config.pbtxt`, rewritten atomically.
 
-Frameworks and tensorboard are imported inside the functions: importing this module is cheap.
+The trainers call `export_validation_rows`: the rows of the validation split they picked, with
+[label, prediction, correct] metadata and sprite images for image data; a failed export warns on
+stderr and never ends a run. Frameworks and tensorboard are imported inside the functions:
+importing this module is cheap.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 import shutil
-import tempfile
+import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from trainers import data
+from twinboard.contract import FRAMEWORKS, write_bytes_atomic
+
 TAG = "hidden"  # activations of the last hidden layer
 CONFIG_NAME = "projector_config.pbtxt"  # the one name TensorBoard's projector looks for in a run folder
-FRAMEWORKS = ("torch", "tensorflow")
+METADATA_HEADER = ["label", "prediction", "correct"]  # the trainers' metadata columns
+
+
+def metadata_rows(y_true: np.ndarray, outputs: np.ndarray, n_classes: int) -> list[list[str]]:
+    """[label, prediction, correct] strings; regression: values with 4 digits and '-' for correct."""
+    if n_classes:
+        pred = outputs.argmax(axis=1)
+        return [[str(int(t)), str(int(p)), str(bool(t == p)).lower()] for t, p in zip(y_true, pred)]
+    return [[f"{float(t):.4g}", f"{float(p):.4g}", "-"] for t, p in zip(y_true.reshape(-1), outputs.reshape(-1))]
+
+
+def export_validation_rows(framework: str, logdir: str | os.PathLike, step: int, ds: data.Dataset,
+                           idx: np.ndarray, features: np.ndarray, outputs: np.ndarray) -> None:
+    """A trainer's projector export of the validation rows `idx`: penultimate-layer features,
+    metadata rows from the outputs, sprite images for image data."""
+    rows = metadata_rows(ds.y_val[idx], outputs, ds.n_classes)
+    images = None if ds.image_shape is None else ds.x_val[idx].reshape(-1, *ds.image_shape)
+    try:
+        write(str(logdir), framework, step, features, rows, METADATA_HEADER, images)
+    except Exception as exc:  # noqa: BLE001 - an export must never end a training run: reported only
+        print(f"warning: export_embedding.write failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def tensor_name(tag: str, step: int) -> str:
@@ -141,11 +168,12 @@ def _write_projector(logdir: Path, step: int, mat: np.ndarray, rows: list[list[s
     entry.tensor_shape.extend(mat.shape)
     # %.9g round-trips float32 exactly.
     lines = ["\t".join(f"{v:.9g}" for v in row) for row in mat.tolist()]
-    _atomic_write(logdir / entry.tensor_path, "\n".join(lines) + "\n")
+    # Atomic, as every file of the run folder: the dashboard may read while a trainer writes.
+    write_bytes_atomic(logdir / entry.tensor_path, ("\n".join(lines) + "\n").encode())
     if rows is not None:
         entry.metadata_path = f"{stem}-metadata.tsv"
         body = [head] + rows if head is not None else rows
-        _atomic_write(logdir / entry.metadata_path, "".join("\t".join(r) + "\n" for r in body))
+        write_bytes_atomic(logdir / entry.metadata_path, "".join("\t".join(r) + "\n" for r in body).encode())
     if imgs is not None:
         square = _square(imgs)
         entry.sprite.image_path = f"{stem}-sprite.png"
@@ -171,14 +199,9 @@ def sprite_grid(images: np.ndarray) -> np.ndarray:
 def _write_sprite(path: Path, images: np.ndarray) -> None:
     from PIL import Image
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".sprite-", suffix=".png")
-    os.close(fd)
-    try:
-        Image.fromarray(sprite_grid(images)).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    png = io.BytesIO()
+    Image.fromarray(sprite_grid(images)).save(png, format="PNG")
+    write_bytes_atomic(path, png.getvalue())
 
 
 def _read_config(path: Path):
@@ -194,7 +217,7 @@ def _read_config(path: Path):
 def _write_config(path: Path, config) -> None:
     from google.protobuf import text_format
 
-    _atomic_write(path, text_format.MessageToString(config))
+    write_bytes_atomic(path, text_format.MessageToString(config).encode())
 
 
 def _drop_entry(path: Path, name: str) -> None:
@@ -207,14 +230,3 @@ def _drop_entry(path: Path, name: str) -> None:
         config.embeddings.extend(kept)
         _write_config(path, config)
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    # The dashboard may read while a trainer writes: it sees the old file or the new, never half.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -1,26 +1,23 @@
-"""The trainer process around the training: the command line, the files the dashboard reads while a
-run is live (status.json, settings.json, written atomically) and the exit codes.
+"""The trainer process around the training: the command line, status.json (rewritten while a run is
+live, atomically, as the run-folder contract writes every JSON file) and the exit codes.
 
-Standard library only: a bad spec is refused before the seconds-long framework
-import. ``trainers.common`` builds the shared loop on top of this and re-exports these names.
+Standard library and the contract only: a bad spec is refused before the seconds-long framework
+import. ``trainers.loop`` builds the shared loop on top of this.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import signal
 import sys
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from twinboard.contract import RunSpec, SpecError
+from twinboard.contract import FRAMEWORKS, STATUS_JSON, RunSpec, SpecError, write_json
 
-FRAMEWORK_DIRS = {"torch": "torch", "tensorflow": "tensorflow"}  # framework -> event folder name
-STATUS_MIN_INTERVAL_S = 0.5  # status.json rewrites on log steps are throttled to this (each costs ~0.1 ms)
+STATUS_MIN_INTERVAL_S = 0.5  # status.json rewrites on log steps are throttled to this (each ~0.4 ms with its fsync)
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -28,19 +25,21 @@ STATUS_MIN_INTERVAL_S = 0.5  # status.json rewrites on log steps are throttled t
 class Paths:
     spec_path: Path  # the run's spec.json
     run_dir: Path  # the folder holding spec.json (and init.npz)
-    logdir: Path  # the framework's event folder: run_dir/<framework> unless --logdir
+    logdir: Path  # the framework's event folder: run_dir/<framework> unless --logdir (the contract
+    # names each framework's event folder after the framework: FRAMEWORKS)
 
 
 def parse_args(framework: str, argv: list[str] | None = None) -> tuple[RunSpec, Paths]:
     """Reads and validates the spec; on any problem prints one line and exits 2."""
+    assert framework in FRAMEWORKS, framework
     p = argparse.ArgumentParser(prog=f"python -m trainers.{'torch' if framework == 'torch' else 'tf'}_trainer",
                                 description=f"Train one {framework} run described by a spec.json.")
     p.add_argument("spec", type=Path, help="path to the run's spec.json")
     p.add_argument("--logdir", type=Path, default=None,
-                   help=f"event folder (default: the spec's folder / {FRAMEWORK_DIRS[framework]})")
+                   help=f"event folder (default: the spec's folder / {framework})")
     args = p.parse_args(argv)
     spec_path = args.spec.resolve()
-    logdir = (args.logdir or spec_path.parent / FRAMEWORK_DIRS[framework]).resolve()
+    logdir = (args.logdir or spec_path.parent / framework).resolve()
     paths = Paths(spec_path, spec_path.parent, logdir)
     try:
         spec = RunSpec.load(spec_path)
@@ -54,32 +53,22 @@ def parse_args(framework: str, argv: list[str] | None = None) -> tuple[RunSpec, 
     return spec, paths
 
 
-# --- files written atomically --------------------------------------------------------------------
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Readers never see a half-written file: write a private temp file, then rename over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
-
-
+# --- status.json ---------------------------------------------------------------------------------
 class StatusFile:
     """``<logdir>/status.json``: {"state", "step", "total_steps", "updated", "error"}."""
 
     def __init__(self, logdir: Path, total_steps: int):
-        self.path = Path(logdir) / "status.json"
+        self.path = Path(logdir) / STATUS_JSON
         self.total_steps = total_steps
         self.step = 0  # the last step reported to running(); a failure is reported at it
         self._last = 0.0
 
     def _write(self, state: str, step: int, error: str | None) -> None:
         self._last = time.time()
-        atomic_write_json(self.path, {"state": state, "step": int(step), "total_steps": int(self.total_steps),
-                                      "updated": self._last, "error": error})
+        # A spec refused before the trainer made its event folder is still reported there.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.path, {"state": state, "step": int(step), "total_steps": int(self.total_steps),
+                               "updated": self._last, "error": error}, sort_keys=False)
 
     def running(self, step: int, force: bool = False) -> None:
         self.step = step
@@ -92,25 +81,6 @@ class StatusFile:
 
     def failed(self, step: int | None, error: str) -> None:
         self._write("failed", self.step if step is None else step, error)
-
-
-# --- settings.json -------------------------------------------------------------------------------
-SETTINGS_KEYS = (
-    "framework", "framework_version", "logger", "execution_mode", "device", "threads", "math_library",
-    "dtype", "seed", "init", "init_sha256", "optimizer", "loss", "model", "layers", "total_params",
-    "batch_norm", "dropout", "data_layout", "data", "batch_size", "epochs", "steps_per_epoch",
-    "total_steps", "log_every", "histogram_every", "histogram_bins", "validation", "python",
-)
-
-
-def write_settings(logdir: Path, **settings: Any) -> dict[str, Any]:
-    """Both trainers pass exactly SETTINGS_KEYS, so the Parity page can diff them key by key."""
-    missing = [k for k in SETTINGS_KEYS if k not in settings]
-    extra = [k for k in settings if k not in SETTINGS_KEYS]
-    assert not missing and not extra, f"settings keys: missing {missing}, unexpected {extra}"
-    ordered = {k: settings[k] for k in SETTINGS_KEYS}
-    atomic_write_json(Path(logdir) / "settings.json", ordered)
-    return ordered
 
 
 # --- exit codes ----------------------------------------------------------------------------------

@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from trainers import common
 from trainers.background import WriterThread
 from trainers.event_records import ScalarRows, encode_events
+from trainers.loop import FLUSH_S, PERF_TAGS
+from trainers.summaries import batch_accuracies
 
 IMPORT_SIZES = (64, 16, 4, 1)  # events one call of a compiled import takes, largest first
 
@@ -44,7 +45,7 @@ class HeldScalars:
         self.tf, self.writer, self.lr, self.y_train = tf, writer, lr, y_train
         self.rows = ScalarRows()
         acc = ("accuracy/train",) if y_train is not None else ()  # last: filled at the flush
-        self.ids = {perf: self.rows.event_id(("loss/train", "lr", *(common.PERF_TAGS if perf else ()), *acc), "tf_float32")
+        self.ids = {perf: self.rows.event_id(("loss/train", "lr", *(PERF_TAGS if perf else ()), *acc), "tf_float32")
                     for perf in (False, True)}
 
         def importer(k: int):
@@ -64,7 +65,7 @@ class HeldScalars:
 
     def hold(self, step: int, loss, out, idx: np.ndarray, perf: dict[str, float] | None) -> None:
         """One log step's loss (a tensor), logits (a tensor) and batch indices; perf/* when sampled."""
-        values = [loss, self.lr, *(perf.values() if perf else ())]  # common.PERF_TAGS' order
+        values = [loss, self.lr, *(perf.values() if perf else ())]  # PERF_TAGS' order
         if self.y_train is not None:
             values.append(np.nan)
         self.rows.add(step, time.time(), self.ids[bool(perf)], values,
@@ -73,7 +74,7 @@ class HeldScalars:
 
     def maybe_flush(self) -> None:
         """Every FLUSH_S, what is held to the writer thread (nothing held: the writer's flush)."""
-        if time.time() - self.last_flush >= common.FLUSH_S:
+        if time.time() - self.last_flush >= FLUSH_S:
             self.last_flush = time.time()
             self.thread.submit(self.rows.take())
 
@@ -97,7 +98,7 @@ class HeldScalars:
     def _accuracies(self, held: list[tuple[Any, np.ndarray]]) -> list[float]:
         pred = np.argmax(np.concatenate([out._numpy() for out, _ in held]), axis=1)
         idx = [i for _, i in held]
-        return common.batch_accuracies(pred, self.y_train[np.concatenate(idx)], [len(i) for i in idx])
+        return batch_accuracies(pred, self.y_train[np.concatenate(idx)], [len(i) for i in idx])
 
     def close(self) -> None:
         """Everything held, in the file; the thread stopped. Once (a second call does nothing)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from trainers import common
+from trainers.settings import describe_optimizer
 from twinboard.contract import RunSpec
 
 KERAS_DEFAULT_ADAM_EPS = 1e-7  # keras.optimizers.Adam's default, used with init=native
@@ -114,14 +114,14 @@ def describe(spec: RunSpec) -> dict[str, Any]:
 
     name = "SGD" if spec.optimizer == "sgd" else "Adam"
     if spec.init == "shared":
-        opt = common.describe_optimizer(
-            spec, f"torch.optim.{name} arithmetic written in TF ops (trainers.tf_trainer.TorchArithmetic)",
+        opt = describe_optimizer(
+            spec, f"torch.optim.{name} arithmetic written in TF ops (trainers.tf_optim.TorchArithmetic)",
             hyper_dtype="tf constants of the run dtype; Adam bias corrections in Python double",
             weight_decay_form="coupled L2: g += weight_decay*p")
         if spec.optimizer == "adam":
             opt["eps_placement"] = "p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)"
     else:
-        opt = common.describe_optimizer(
+        opt = describe_optimizer(
             spec, f"keras.optimizers.{name} (Keras {keras.__version__} defaults)",
             hyper_dtype="float32 (Keras casts learning rate and Python-float hyperparameters)",
             weight_decay_form="decoupled: p -= lr*weight_decay*p (Keras)", eps=KERAS_DEFAULT_ADAM_EPS)

@@ -5,7 +5,7 @@ tf.summary. With init=shared the optimizer is torch's arithmetic written out in 
 Adam's bias corrections in Python double and epsilon after the corrected sqrt), with every constant
 a tensor of the run dtype: Keras would cast Python floats to float32 even in a float64 run.
 With init=native, Keras' own initializers and optimizers with their defaults. Both optimizers are
-trainers.tf_optim's.
+trainers.tf_optim's; the compiled functions, trainers.tf_step's.
 TensorFlow is imported inside `_run`, so a bad spec is refused before the 6 s import.
 """
 from __future__ import annotations
@@ -17,13 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from trainers import common, data, tf_optim
+from trainers import data, tf_optim
+from trainers.export_embedding import export_validation_rows
+from trainers.export_graph import tf_graph
+from trainers.loop import FLUSH_S, Cadence, run_main, train
+from trainers.runtime import Paths, StatusFile
+from trainers.settings import common_settings, write_settings
+from trainers.summaries import histogram_many
 from trainers.tf_events import HeldScalars
+from trainers.tf_step import build_step_functions
+from trainers.weights import Layer, apply_init, chw_to_hwc_rows, layer_plan
 from twinboard.contract import RunSpec
-from trainers.tf_optim import KERAS_DEFAULT_ADAM_EPS, KerasNative, TorchArithmetic  # noqa: F401
 
 
-def build_model(spec: RunSpec, layers: list[common.Layer], n_features: int):
+def build_model(spec: RunSpec, layers: list[Layer], n_features: int):
     """keras.Sequential with layers named as in the tags; the CNN is NHWC ([N, 8, 8, 1] input)."""
     import keras
 
@@ -47,7 +54,7 @@ def build_model(spec: RunSpec, layers: list[common.Layer], n_features: int):
     return keras.Sequential(seq, name="model")
 
 
-def load_shared(model, layers: list[common.Layer], arrays: dict[str, np.ndarray]) -> None:
+def load_shared(model, layers: list[Layer], arrays: dict[str, np.ndarray]) -> None:
     """torch layouts into Keras ones: Linear [out, in] -> kernel [in, out]; Conv2d [out, in, kh, kw]
     -> [kh, kw, in, out]; after convs, dense0's rows reordered from NCHW- to NHWC-flatten order."""
     after_conv = None
@@ -60,7 +67,7 @@ def load_shared(model, layers: list[common.Layer], arrays: dict[str, np.ndarray]
             kernel = w.T
             if after_conv is not None:  # first dense after the convs: input is (h, w, c) flattened
                 side = int(round((w.shape[1] / after_conv) ** 0.5))
-                kernel = kernel[common.chw_to_hwc_rows(after_conv, side, side)]
+                kernel = kernel[chw_to_hwc_rows(after_conv, side, side)]
                 after_conv = None
         target = model.get_layer(layer.name)
         target.kernel.assign(np.ascontiguousarray(kernel))
@@ -68,119 +75,26 @@ def load_shared(model, layers: list[common.Layer], arrays: dict[str, np.ndarray]
 
 
 class TFAdapter:
-    """Every record is written by a compiled function, and the train step takes one argument.
+    """Every record is written by a compiled function (trainers.tf_step: why, measured), and the
+    train step takes one argument, the batch indices. Train scalars are held and written beside the
+    loop by trainers.tf_events.HeldScalars."""
 
-    Measured here, a tf.function call costs ~0.3 ms of fixed dispatch plus ~70 us per tensor
-    argument (~160 us per numpy one), eager tf.summary.scalar ~0.5 ms and eager
-    tf.summary.histogram ~18 ms: as much as a whole MLP step. So the train step takes only the
-    batch indices (the training split lives in non-trainable variables, the step counter and
-    Adam's per-step scalars in the graph) and validation runs inside its own graph.
-
-    Train scalars are held and written beside the loop by trainers.tf_events.HeldScalars.
-    """
-
-    def __init__(self, spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, paths: common.Paths,
-                 layers: list[common.Layer], model, writer):
+    def __init__(self, spec: RunSpec, ds: data.Dataset, cadence: Cadence, paths: Paths,
+                 layers: list[Layer], model, writer):
         import tensorflow as tf
-        from tensorboard.plugins.histogram import metadata as histogram_metadata
-        from tensorboard.plugins.scalar import metadata as scalar_metadata
 
         self.tf, self.spec, self.ds, self.paths, self.model, self.writer = tf, spec, ds, paths, model, writer
-        classify = ds.n_classes > 0
-        dtype = tf.as_dtype(spec.dtype)
-        self.kvars = [v for layer in layers for v in (model.get_layer(layer.name).kernel,
-                                                       model.get_layer(layer.name).bias)]
-        names = [f"{layer.name}/{part}" for layer in layers for part in ("kernel", "bias")]
-        self.opt, grad_vars = tf_optim.make_optimizer(spec, self.kvars, dtype)
-        scalar_meta = scalar_metadata.create_summary_metadata(display_name="", description="")
-        bs = min(spec.batch_size, len(ds.x_train))
-        total = cadence.total_steps
-        state = lambda value: tf.Variable(value, trainable=False)  # noqa: E731  (not a graph constant)
-        x_all, y_all = state(ds.x_train), state(ds.y_train)
-        self.step_var = state(tf.constant(0, tf.int64))  # the step the graph is at, 1-based once begun
-        per_step = state(self.opt.scalar_table(total))  # [total, 2] Adam's lr/bc1, sqrt(bc2)
-
-        def loss_of(y, out):
-            if classify:
-                return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=out))
-            return tf.reduce_mean(tf.square(out - y))
-
-        def scalar(tag, value, step):
-            # tf.summary.scalar's record (float32 tensor, scalars plugin) without its name-scope
-            # prefix: inside a tf.range loop the tag would become "while/<tag>".
-            tf.summary.write(tag, tf.cast(value, tf.float32), step=step, metadata=scalar_meta)
-
-        def accuracy(y, out, n):
-            return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(out, axis=1), y), tf.float64)) / n
-
-        def write_scalars(prefix, step, y, out, loss, n):
-            scalar(f"loss/{prefix}", loss, step)  # float32, as tensorboardX's simple_value
-            if classify:
-                scalar(f"accuracy/{prefix}", accuracy(y, out, n), step)
-
-        self.held = HeldScalars(tf, writer, spec.lr, ds.y_train if classify else None)
-
-        def step_body(idx, variant: str):
-            self.step_var.assign_add(1)
-            step = self.step_var.read_value()
-            x, y = tf.gather(x_all, idx), tf.gather(y_all, idx)
-            with tf.GradientTape() as tape:
-                out = model(x, training=True)
-                loss = loss_of(y, out)
-            grads = tape.gradient(loss, grad_vars)
-            self.opt.apply(grads, per_step[step - 1])
-            if spec.dtype == "float64":  # every step: a DT_DOUBLE tensor under the scalars plugin
-                tf.summary.write("loss/train_fp64", loss, step=step, metadata=scalar_meta)
-            if variant == "hist":  # weights after this step's update, gradients of this step
-                return loss, out, [tf.identity(v.value) for v in self.kvars], grads
-            return loss, (out if variant == "log" else []), [], []
-
-        sig = [tf.TensorSpec([bs], tf.int64)]
-        # "plain" (the loss), "log" (and the logits), "hist" (and the weights and gradients).
-        self.train_fns = {v: tf.function(lambda idx, v=v: step_body(idx, v), input_signature=sig)
-                          for v in ("plain", "log", "hist")}
-        self.train_fn = self.train_fns["plain"]
-
-        # Histograms: buckets in numpy (common.histogram_buckets: tf.summary.histogram's rule, the
-        # same code as the torch side), written with the histograms plugin's metadata in one call:
-        # the records tf.summary.histogram writes. 12 tf.summary.histogram ops in a graph cost
-        # 2.7 s to trace + 1.5 s on the first call, per run.
-        hist_meta = histogram_metadata.create_summary_metadata(display_name="", description="")
-        hist_tags = [f"{kind}/{name}" for kind in ("weights", "grads") for name in names]
-
-        def write_histograms(step, buckets):
-            for i, tag in enumerate(hist_tags):
-                tf.summary.write(tag, buckets[i], step=step, metadata=hist_meta)
-
-        self.write_hist_fn = tf.function(write_histograms, input_signature=[
-            tf.TensorSpec([], tf.int64), tf.TensorSpec([len(hist_tags), common.HISTOGRAM_BINS, 3], tf.float64)])
-
-        self.x_val, self.y_val = tf.constant(ds.x_val), tf.constant(ds.y_val)
-
-        @tf.function(input_signature=[tf.TensorSpec([], tf.int64)])
-        def validate(step):
-            out = model(self.x_val, training=False)
-            write_scalars("val", step, self.y_val, out, loss_of(self.y_val, out), len(ds.y_val))
-
-        self.validate_fn = validate
+        self.fns = build_step_functions(tf, spec, ds, model, layers, cadence.total_steps)
+        self.train_fn = self.fns.train["plain"]  # the graph export traces this one
+        self.held = HeldScalars(tf, writer, spec.lr, ds.y_train if ds.n_classes > 0 else None)
         self.emb_idx = data.embedding_indices(spec, ds)
-
-        @tf.function
-        def features(x):
-            h = x
-            for lyr in model.layers[:-1]:
-                h = lyr(h)
-            return h, model.layers[-1](h)
-
-        self.features_fn = features
         # Trace before step 1, so compile time stays out of the step times (HeldScalars traces its
         # imports; their first calls, 7-18 ms each to instantiate, run on its writer thread).
-        for fn in (*self.train_fns.values(), self.write_hist_fn, self.validate_fn):
-            fn.get_concrete_function()
+        self.fns.trace()
 
     # -- records --
     def train_step(self, step: int, idx: np.ndarray, want_grads: bool, log: bool):
-        fn = self.train_fns["hist" if want_grads else "log" if log else "plain"]
+        fn = self.fns.train["hist" if want_grads else "log" if log else "plain"]
         # (loss, logits, weights, gradients, the batch: for accuracy/train at the flush); a tensor
         # argument: a numpy one costs ~90 us more per call
         return (*fn(self.tf.constant(idx)), idx)
@@ -193,24 +107,22 @@ class TFAdapter:
 
     def write_histograms(self, step: int, handle) -> None:
         arrays = [t.numpy() for t in (*handle[2], *handle[3])]  # weights, then gradients
-        buckets = common.histogram_many(arrays)[0]
-        self.write_hist_fn(self.tf.constant(step, self.tf.int64), self.tf.constant(buckets))
+        buckets = histogram_many(arrays)[0]
+        self.fns.write_histograms(self.tf.constant(step, self.tf.int64), self.tf.constant(buckets))
         self.held.maybe_flush()
 
     def write_validation(self, step: int) -> None:
-        self.validate_fn(np.int64(step))
+        self.fns.validate(np.int64(step))
         self.held.maybe_flush()
 
     def export_graph(self, x: np.ndarray, y: np.ndarray) -> None:
-        common.call_extension("export_graph", "tf_graph", str(self.paths.logdir), self.model, x,
-                              self.train_fn, self.writer)  # one event file per run: see export_graph
+        # One event file per run: see export_graph. A failure warns; the run goes on.
+        tf_graph(str(self.paths.logdir), self.model, x, self.train_fn, self.writer)
 
     def export_embedding(self, step: int) -> None:
-        if common.extension("export_embedding") is None:
-            return
-        features, outputs = self.features_fn(self.tf.constant(self.ds.x_val[self.emb_idx]))
-        common.export_embedding("tensorflow", self.paths.logdir, step, self.ds, self.emb_idx,
-                                features.numpy(), outputs.numpy())
+        features, outputs = self.fns.features(self.tf.constant(self.ds.x_val[self.emb_idx]))
+        export_validation_rows("tensorflow", self.paths.logdir, step, self.ds, self.emb_idx,
+                               features.numpy(), outputs.numpy())
 
     def close(self) -> None:
         self.held.close()  # once: open_adapter calls it again after a failure
@@ -219,11 +131,11 @@ class TFAdapter:
         return self.held.thread.busy_s
 
     def check_step(self, step: int) -> None:
-        if int(self.step_var.numpy()) != step:  # the graph counts steps itself; they must agree
-            raise RuntimeError(f"graph step {int(self.step_var.numpy())} != loop step {step}")
+        if int(self.fns.step_var.numpy()) != step:  # the graph counts steps itself; they must agree
+            raise RuntimeError(f"graph step {int(self.fns.step_var.numpy())} != loop step {step}")
 
 
-def describe_layers(model, layers: list[common.Layer]) -> list[dict[str, Any]]:
+def describe_layers(model, layers: list[Layer]) -> list[dict[str, Any]]:
     rows = []
     for layer in layers:
         lyr = model.get_layer(layer.name)
@@ -232,7 +144,7 @@ def describe_layers(model, layers: list[common.Layer]) -> list[dict[str, Any]]:
     return rows
 
 
-def settings(spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, model, layers, init_desc: str,
+def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, model, layers, init_desc: str,
              init_sha: str | None) -> dict[str, Any]:
     import tensorboard
     import tensorflow as tf
@@ -241,7 +153,7 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, model, la
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")
     layer_rows = describe_layers(model, layers)
     return dict(
-        common.common_settings(spec, cadence, ds),
+        common_settings(spec, cadence, ds),
         framework="tensorflow", framework_version=tf.__version__,
         logger=(f"tf.summary (tensorboard {tensorboard.__version__}); train scalars held and imported into "
                 "its writer every flush (ImportEvent)"),
@@ -260,9 +172,9 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, model, la
 
 
 @contextmanager
-def open_adapter(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.Cadence):
+def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence):
     """Model, shared or native weights, settings.json and the default tf.summary writer, as the
-    TFAdapter (its functions traced) that common.train drives; the writer is closed on the way out."""
+    TFAdapter (its functions traced) that trainers.loop.train drives; the writer is closed on the way out."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # hide TF's INFO banner lines on stderr
     import tensorflow as tf
 
@@ -277,18 +189,18 @@ def open_adapter(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: 
 
     keras.config.set_floatx(spec.dtype)
     keras.utils.set_random_seed(spec.seed)  # native init: glorot_uniform kernels from this seed
-    layers = common.layer_plan(spec, ds.n_features, ds.n_outputs)
+    layers = layer_plan(spec, ds.n_features, ds.n_outputs)
     model = build_model(spec, layers, ds.n_features)
-    init_desc, init_sha = common.apply_init(
+    init_desc, init_sha = apply_init(
         spec, layers, paths.run_dir, lambda arrays: load_shared(model, layers, arrays),
         "native: glorot_uniform kernels, zeros biases (keras.utils.set_random_seed(seed))")
     paths.logdir.mkdir(parents=True, exist_ok=True)
-    common.write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha))
+    write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha))
     # The C++ writer flushes in the op that writes, whenever max_queue events wait or flush_millis
     # has passed, and every flush ends in an fsync: by time only (every FLUSH_S), not every 333
     # steps at log_every=1 as max_queue=1000 did (10, the default, every fourth step).
     writer = tf.summary.create_file_writer(str(paths.logdir), max_queue=1_000_000,
-                                           flush_millis=common.FLUSH_S * 1000)
+                                           flush_millis=FLUSH_S * 1000)
     try:
         with writer.as_default():
             adapter = TFAdapter(spec, ds, cadence, paths, layers, model, writer)
@@ -303,15 +215,15 @@ def open_adapter(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: 
         writer.close()
 
 
-def _run(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.Cadence,
-         status: common.StatusFile) -> None:
+def _run(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence,
+         status: StatusFile) -> None:
     with open_adapter(spec, paths, ds, cadence) as adapter:
-        common.train(spec, ds, cadence, adapter, status)
+        train(spec, ds, cadence, adapter, status)
         adapter.check_step(cadence.total_steps)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return common.run_main("tensorflow", _run, argv)
+    return run_main("tensorflow", _run, argv)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainers import common
 from trainers.background import WriterThread
-from trainers.event_records import ScalarRows, encode_scalars, frame_record
+from trainers.event_records import ScalarRows, encode_scalars
+from trainers.loop import FLUSH_S
+from twinboard.contract import frame
 
 
 class BufferedEvents:
@@ -47,7 +48,7 @@ class BufferedEvents:
         self.held.add(step, wall, ids, values, held)
 
     def write_event(self, event) -> None:
-        self.framed.append((self.held.n_records, frame_record(event.SerializeToString())))
+        self.framed.append((self.held.n_records, frame(event.SerializeToString())))
 
     def _take(self):
         framed, self.framed = self.framed, []
@@ -99,7 +100,7 @@ def make_writer(logdir: Path):
     kept and `writer.buffered` is None."""
     from tensorboardX import SummaryWriter
 
-    writer = SummaryWriter(str(logdir), flush_secs=common.FLUSH_S, max_queue=1000)
+    writer = SummaryWriter(str(logdir), flush_secs=FLUSH_S, max_queue=1000)
     writer.buffered = None
     efw = writer._get_file_writer().event_writer
     ev = getattr(efw, "_ev_writer", None)

@@ -1,6 +1,6 @@
 """PyTorch side of a matched pair: `python -m trainers.torch_trainer RUN_DIR/spec.json [--logdir DIR]`.
 
-Eager PyTorch, torch.optim, tensorboardX. The cadence and the loop are trainers.common's; this file
+Eager PyTorch, torch.optim, tensorboardX. The cadence and the loop are trainers.loop's; this file
 builds the model, loads the shared weights and writes the records (encoded by trainers.torch_events).
 torch is imported inside `_run`, so a bad spec is refused before the 3 s import.
 """
@@ -15,14 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from trainers import common, data
-from twinboard.contract import RunSpec
+from trainers import data
+from trainers.export_embedding import export_validation_rows
+from trainers.export_graph import torch_graph
+from trainers.loop import FLUSH_S, Cadence, run_main, train
+from trainers.runtime import Paths, StatusFile
+from trainers.settings import common_settings, describe_optimizer, write_settings
+from trainers.summaries import batch_accuracies, histogram_many
 from trainers.torch_events import make_writer
+from trainers.weights import Layer, apply_init, layer_plan
+from twinboard.contract import RunSpec
 
 TORCH_DEFAULT_ADAM_EPS = 1e-8  # torch.optim.Adam's default, used with init=native
 
 
-def build_model(spec: RunSpec, layers: list[common.Layer], n_features: int, dtype: Any):
+def build_model(spec: RunSpec, layers: list[Layer], n_features: int, dtype: Any):
     """nn.Sequential whose parametric children are named as in the tags (dense0 ..., conv0 ..., out).
 
     The CNN reads [N, 64] rows as [N, 1, 8, 8] (NCHW) and flattens conv1's output in (c, h, w) order.
@@ -49,11 +56,11 @@ def build_model(spec: RunSpec, layers: list[common.Layer], n_features: int, dtyp
     return nn.Sequential(mods)
 
 
-def param_layers(model, layers: list[common.Layer]):
+def param_layers(model, layers: list[Layer]):
     return [(layer.name, getattr(model, layer.name)) for layer in layers]
 
 
-def load_shared(model, layers: list[common.Layer], arrays: dict[str, np.ndarray]) -> None:
+def load_shared(model, layers: list[Layer], arrays: dict[str, np.ndarray]) -> None:
     import torch
 
     with torch.no_grad():
@@ -74,8 +81,8 @@ def make_optimizer(spec: RunSpec, params):
 
 
 class TorchAdapter:
-    def __init__(self, spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, paths: common.Paths,
-                 layers: list[common.Layer], model, optimizer, writer):
+    def __init__(self, spec: RunSpec, ds: data.Dataset, cadence: Cadence, paths: Paths,
+                 layers: list[Layer], model, optimizer, writer):
         import torch
         import torch.nn.functional as F
         from tensorboardX.proto.event_pb2 import Event
@@ -126,11 +133,11 @@ class TorchAdapter:
         """accuracy/train of held (logits, labels) pairs, all at once (on the writer thread)."""
         with self.torch.no_grad():
             pred = self.torch.argmax(self.torch.cat([o for o, _ in held]), 1).numpy()
-        return common.batch_accuracies(pred, np.concatenate([y for _, y in held]), [len(y) for _, y in held])
+        return batch_accuracies(pred, np.concatenate([y for _, y in held]), [len(y) for _, y in held])
 
     def maybe_flush(self) -> None:
         now = time.time()
-        if now - self.last_flush >= common.FLUSH_S:
+        if now - self.last_flush >= FLUSH_S:
             self.last_flush = now
             if self.events is not None:
                 self.events.flush_async()
@@ -167,7 +174,7 @@ class TorchAdapter:
 
     def write_histograms(self, step: int, handle) -> None:
         """Weights after this step's update and this step's gradients, bucketed as the TF side does
-        (common.histogram_many), as HistogramProtos: like tensorboardX's add_histogram, an empty
+        (histogram_many), as HistogramProtos: like tensorboardX's add_histogram, an empty
         first bucket carries the left edge (TensorBoard's format keeps right edges only)."""
         tags, arrays = [], []
         for name, mod in self.layers:
@@ -177,7 +184,7 @@ class TorchAdapter:
                     if t is not None:
                         tags.append(tag)
                         arrays.append(t.numpy())
-        buckets, stats = common.histogram_many(arrays)
+        buckets, stats = histogram_many(arrays)
         for tag, b, (num, total, sq) in zip(tags, buckets, stats):
             if num:  # tensorboardX refuses an empty histogram
                 self.writer.add_histogram_raw(tag, b[0, 0], b[-1, 1], int(num), total, sq,
@@ -196,17 +203,15 @@ class TorchAdapter:
         self.maybe_flush()
 
     def export_graph(self, x: np.ndarray, y: np.ndarray) -> None:
-        common.call_extension("export_graph", "torch_graph", self.writer, self.model, self.torch.from_numpy(x))
+        torch_graph(self.writer, self.model, self.torch.from_numpy(x))  # a failure warns; the run goes on
 
     def export_embedding(self, step: int) -> None:
-        if common.extension("export_embedding") is None:
-            return
         x = self.torch.from_numpy(self.ds.x_val[self.emb_idx])
         with self.torch.no_grad():
             features = self.model[:-1](x)
             outputs = self.model[-1](features)
-        common.export_embedding("torch", self.paths.logdir, step, self.ds, self.emb_idx,
-                                features.numpy(), outputs.numpy())
+        export_validation_rows("torch", self.paths.logdir, step, self.ds, self.emb_idx,
+                               features.numpy(), outputs.numpy())
 
     def close(self) -> None:
         self.writer.flush()
@@ -216,7 +221,7 @@ class TorchAdapter:
         return self.events.writer.busy_s if self.events is not None else 0.0
 
 
-def describe_layers(model, layers: list[common.Layer], n_features: int, dtype) -> list[dict[str, Any]]:
+def describe_layers(model, layers: list[Layer], n_features: int, dtype) -> list[dict[str, Any]]:
     """Output shapes from a real forward pass on one sample (batch dimension shown as null)."""
     import torch
 
@@ -232,13 +237,13 @@ def describe_layers(model, layers: list[common.Layer], n_features: int, dtype) -
             for layer, (_, mod) in zip(layers, param_layers(model, layers))]
 
 
-def settings(spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, model, layers, init_desc: str,
+def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, model, layers, init_desc: str,
              init_sha: str | None, n_features: int, dtype) -> dict[str, Any]:
     import tensorboardX
     import torch
 
     adam_eps = spec.eps if spec.init == "shared" else TORCH_DEFAULT_ADAM_EPS
-    opt = common.describe_optimizer(
+    opt = describe_optimizer(
         spec, f"torch.optim.{'SGD' if spec.optimizer == 'sgd' else 'Adam'}(foreach=False)",
         hyper_dtype="Python float (double), cast to the tensor dtype at use",
         weight_decay_form="coupled L2: g += weight_decay*p", eps=adam_eps)
@@ -248,7 +253,7 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, model, la
                                        ("oneDNN", torch.backends.mkldnn.is_available())) if ok]
     layer_rows = describe_layers(model, layers, n_features, dtype)
     return dict(
-        common.common_settings(spec, cadence, ds),
+        common_settings(spec, cadence, ds),
         framework="torch", framework_version=torch.__version__,
         logger=f"tensorboardX {tensorboardX.__version__}", execution_mode="eager", device="cpu",
         threads={"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
@@ -263,9 +268,9 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: common.Cadence, model, la
 
 
 @contextmanager
-def open_adapter(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.Cadence):
+def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence):
     """Model, shared or native weights, optimizer, settings.json and the event writer, as the
-    TorchAdapter that common.train drives; the writer is closed on the way out."""
+    TorchAdapter that trainers.loop.train drives; the writer is closed on the way out."""
     import torch
 
     # Before any parallel work: torch refuses a change of inter-op threads afterwards (a second
@@ -274,15 +279,15 @@ def open_adapter(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: 
     if torch.get_num_interop_threads() != spec.threads:
         torch.set_num_interop_threads(spec.threads)
     dtype = getattr(torch, spec.dtype)
-    layers = common.layer_plan(spec, ds.n_features, ds.n_outputs)
+    layers = layer_plan(spec, ds.n_features, ds.n_outputs)
     torch.manual_seed(spec.seed)  # native init draws from torch's generator
     model = build_model(spec, layers, ds.n_features, dtype)
-    init_desc, init_sha = common.apply_init(
+    init_desc, init_sha = apply_init(
         spec, layers, paths.run_dir, lambda arrays: load_shared(model, layers, arrays),
         "native: kaiming_uniform(a=sqrt(5)), bias U(±1/sqrt(fan_in)) (torch.manual_seed(seed))")
     optimizer = make_optimizer(spec, model.parameters())
     paths.logdir.mkdir(parents=True, exist_ok=True)
-    common.write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha,
+    write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha,
                                                    ds.n_features, dtype))
     writer = make_writer(paths.logdir)
     try:
@@ -291,14 +296,14 @@ def open_adapter(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: 
         writer.close()
 
 
-def _run(spec: RunSpec, paths: common.Paths, ds: data.Dataset, cadence: common.Cadence,
-         status: common.StatusFile) -> None:
+def _run(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence,
+         status: StatusFile) -> None:
     with open_adapter(spec, paths, ds, cadence) as adapter:
-        common.train(spec, ds, cadence, adapter, status)
+        train(spec, ds, cadence, adapter, status)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return common.run_main("torch", _run, argv)
+    return run_main("torch", _run, argv)
 
 
 if __name__ == "__main__":

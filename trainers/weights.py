@@ -1,11 +1,11 @@
 """The layer plan and the initial weights both frameworks start from (numpy only).
 
 With init=shared each trainer loads ``run_dir/init.npz``, drawn here with numpy from the seed in
-torch's layout; ``trainers.common`` re-exports these names.
+torch's layout.
 """
 from __future__ import annotations
 
-import os
+import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from twinboard.contract import RunSpec
+from twinboard.contract import INIT_NPZ, RunSpec, write_bytes_atomic
 
 
 @dataclass(frozen=True)
@@ -63,24 +63,24 @@ def shared_init(spec: RunSpec, layers: list[Layer]) -> dict[str, np.ndarray]:
     return out
 
 
-def _npz_bytes_deterministic(arrays: dict[str, np.ndarray], path: Path) -> None:
+def _npz_bytes_deterministic(arrays: dict[str, np.ndarray]) -> bytes:
     # np.savez stamps the current time into the zip: two trainers would write different bytes.
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         for name in sorted(arrays):
             info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
             with zf.open(info, "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+    return buf.getvalue()
 
 
 def ensure_shared_init(spec: RunSpec, layers: list[Layer], run_dir: Path) -> tuple[dict[str, np.ndarray], Path]:
     """Writes ``run_dir/init.npz`` if missing (both trainers may race: same bytes, atomic rename)
     and returns what the file holds, checked against the layer plan."""
-    path = run_dir / "init.npz"
+    path = run_dir / INIT_NPZ
     expected = shared_init(spec, layers)
     if not path.exists():
-        tmp = path.with_name(f".init.npz.{os.getpid()}.tmp")
-        _npz_bytes_deterministic(expected, tmp)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, _npz_bytes_deterministic(expected))
     with np.load(path, allow_pickle=False) as z:
         loaded = {k: z[k] for k in z.files}
     for name, arr in expected.items():

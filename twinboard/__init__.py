@@ -7,7 +7,7 @@ import importlib
 _LAZY = {
     "read_scalars": "twinboard.events",
     "ScalarStore": "twinboard.events",
-    "CorruptRecordError": "twinboard.events",
+    "CorruptRecordError": "twinboard.contract",
     "read_histograms": "twinboard.histograms",
     "HistogramStore": "twinboard.histograms",
     "read_embeddings": "twinboard.embeddings",

@@ -1,4 +1,6 @@
-"""`python -m twinboard`: launch a matched pair, list runs, stop one. A thin layer over twinboard.launcher.
+"""`twinboard` (or `python -m twinboard`): serve the app, launch matched pairs, list, stop, import, export.
+
+A thin layer over the library (twinboard.runs, twinboard.uploads).
 
 Subcommands live in COMMANDS: name -> Command(help, add_arguments, run). Adding one (`import`, say)
 is one `add_arguments(parser)` and one `run(args) -> exit status`, registered with `command(...)`.
@@ -9,14 +11,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
-import re
+import os
 import sys
+import time
 import typing
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 from twinboard.contract import RunSpec, SpecError
+from twinboard.contract.files import UPLOADS
 from twinboard import config, runs
 
 
@@ -38,24 +41,14 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
 
 
 # --- RunSpec flags ------------------------------------------------------------------------------
-def _field_comments() -> dict[str, str]:
-    """The comment after each RunSpec field, as its flag's help (the dataclass documents itself)."""
-    try:
-        source = inspect.getsource(RunSpec)
-    except (OSError, TypeError):
-        return {}
-    return dict(re.findall(r"^\s+(\w+): [^\n#]*#\s*(.+)$", source, re.MULTILINE))
-
-
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per RunSpec field; unset flags keep the RunSpec default (they are left out of the Namespace)."""
     group = parser.add_argument_group("run spec (RunSpec fields; defaults in brackets)")
     hints = typing.get_type_hints(RunSpec)
-    comments = _field_comments()
     for f in dataclasses.fields(RunSpec):
         kind = hints.get(f.name, type(f.default))
         kwargs: dict = {"dest": f"spec.{f.name}", "default": argparse.SUPPRESS,
-                        "help": f"{comments.get(f.name, '')} [{f.default!r}]".replace("%", "%%")}
+                        "help": f"{f.metadata.get('help', '')} [{f.default!r}]".replace("%", "%%")}
         if typing.get_origin(kind) is tuple:
             item = next((a for a in typing.get_args(kind) if a is not Ellipsis), str)
             kwargs.update(nargs="*", type=item, metavar=item.__name__.upper())
@@ -63,7 +56,20 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs.update(action=argparse.BooleanOptionalAction)
         else:
             kwargs.update(type=kind, metavar=kind.__name__.upper())
-        group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+        group.add_argument(flag(f.name), **kwargs)
+
+
+def flag(field: str) -> str:
+    """The command-line flag of a RunSpec field: batch_size -> --batch-size."""
+    return "--" + field.replace("_", "-")
+
+
+def spec_error_text(err: SpecError) -> str:
+    """A SpecError in the command line's own words: `--lr 20.0: must be in (0, 10)`."""
+    if err.field is None:
+        return str(err)
+    value = " ".join(map(str, err.value)) if isinstance(err.value, (list, tuple)) else err.value
+    return f"{flag(err.field)} {value}: {err.why}".replace(" :", ":")
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
@@ -84,7 +90,7 @@ def _launch(args: argparse.Namespace) -> int:
     try:
         spec = spec_from_args(args)
     except SpecError as err:
-        args.parser.exit(2, f"{args.parser.prog}: error: {err}\n")  # argparse's status for bad input
+        args.parser.exit(2, f"{args.parser.prog}: error: {spec_error_text(err)}\n")  # argparse's status
     outcome = runs.launch(spec, args.logdir, args.name)
     if isinstance(outcome, runs.Failed):
         print(f"launch failed: {outcome.stderr}", file=sys.stderr)
@@ -93,13 +99,33 @@ def _launch(args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     try:
-        results = runs.wait(outcome.run_id, args.timeout, args.logdir)
+        _show_progress(outcome.run_id, args.timeout, args.logdir)
+        results = runs.wait(outcome.run_id, 0, args.logdir)
     except KeyboardInterrupt:
-        print(f"still running; stop it with: python -m twinboard stop {outcome.run_id}", file=sys.stderr)
+        print(f"still running; stop it with: twinboard stop {outcome.run_id}", file=sys.stderr)
         return 130
     for fw, result in results.items():
         print(f"{fw}: {_outcome_text(result)}")
     return 0 if all(isinstance(r, runs.Finished) for r in results.values()) else 1
+
+
+def _show_progress(run_id: str, timeout: float | None, logdir: Path | None, every_s: float = 1.0) -> None:
+    """One line per framework whenever its state or step moves (at most every `every_s`), until both
+    jobs end or `timeout` seconds pass: `torch: running 40/300`."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    shown: dict[str, str] = {}
+    while True:
+        run = runs.get_run(run_id, logdir)
+        for fw, job in run.frameworks.items():
+            text = job.describe()
+            if shown.get(fw) != text and job.state not in runs.TERMINAL:
+                print(f"{fw}: {text}", flush=True)
+            shown[fw] = text
+        if all(j.state in runs.TERMINAL for j in run.frameworks.values()):
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        time.sleep(every_s if deadline is None else max(0.0, min(every_s, deadline - time.monotonic())))
 
 
 def _outcome_text(result: object) -> str:
@@ -170,14 +196,83 @@ def _import(args: argparse.Namespace) -> int:
         return 1
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"imported {result.name}: {result.files} files, {result.bytes} bytes, runs: {', '.join(result.runs)}")
+    names = [f"{UPLOADS}/{result.name}" + ("" if r == "." else f"/{r}") for r in result.runs]
+    print(f"imported {result.name}: {result.files} files, {result.bytes} bytes, runs: {', '.join(names)}")
     print(result.path)
+    return 0
+
+
+REPO = Path(__file__).resolve().parents[1]  # app.py, pages/ and .streamlit/ live beside the package
+
+
+def _serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=8501, help="port [8501]")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="interface to listen on [127.0.0.1, this machine only]; 0.0.0.0 exposes it to the "
+                        "network: put it behind a TLS proxy (README, 'Running it for a team')")
+    p.add_argument("streamlit_args", nargs=argparse.REMAINDER, metavar="-- STREAMLIT_OPTION",
+                   help="after --, options passed to `streamlit run` (e.g. --server.fileWatcherType none)")
+
+
+@command("serve", "serve the dashboard (what `make run` does)", _serve_arguments)
+def _serve(args: argparse.Namespace) -> int:
+    logdir = Path(args.logdir or config.logdir()).expanduser().absolute()
+    logdir.mkdir(parents=True, exist_ok=True)
+    os.environ["TWINBOARD_LOGDIR"] = str(logdir)
+    os.chdir(REPO)  # streamlit reads .streamlit/config.toml from the working directory
+    extra = [a for a in args.streamlit_args if a != "--"]
+    sys.argv = ["streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
+                "--server.port", str(args.port), "--server.address", args.address,
+                "--browser.gatherUsageStats", "false", "--client.showErrorDetails", "none",
+                "--client.toolbarMode", "viewer", *extra]
+    # Streamlit treats an app with a pages/ folder beside its main script as a legacy (v1) multipage
+    # app until app.py first calls st.navigation. On a fresh server whose first request is a page URL
+    # (a bookmark, a reload after a restart) app.py never runs, and every visitor got the legacy
+    # folder navigation until a restart. app.py always navigates with st.Page, so say so up front.
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.web import cli as streamlit_cli
+
+    PagesManager.uses_pages_directory = False
+    print(f"twinboard: serving {logdir} on http://{args.address}:{args.port}", flush=True)
+    return streamlit_cli.main(prog_name="streamlit")
+
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="event runs as listed in the app (`<run-id>/torch`, `uploads/bob/train`), or a run id "
+                        "for both of its frameworks")
+    p.add_argument("-o", "--output", type=Path, required=True, help="file to write: .csv or .parquet")
+    p.add_argument("--tag", action="append", dest="tags", help="keep only this tag (repeatable) [all]")
+    p.add_argument("--mapped", action="store_true", help="uploads' tags through their tag mapping")
+
+
+@command("export", "write the scalars of runs to one CSV or Parquet file", _export_arguments)
+def _export(args: argparse.Namespace) -> int:
+    from twinboard import uploads
+
+    root = Path(args.logdir or config.logdir())
+    known = {r.name: r for r in runs.list_event_runs(root)}
+    selection = []
+    for name in args.runs:
+        found = [known[name]] if name in known else [known[k] for k in known if k.startswith(name + "/")]
+        if not found:
+            print(f"export: no event run {name!r} in {root} (see `twinboard runs`)", file=sys.stderr)
+            return 1
+        selection += [(r.name, r.path) for r in found]
+    suffix = args.output.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        print(f"export: {args.output}: the file name must end in .csv or .parquet", file=sys.stderr)
+        return 2
+    df = uploads.collect(selection, args.tags, mapped=args.mapped, logdir=root)
+    data = uploads.to_csv_bytes(df) if suffix == ".csv" else uploads.to_parquet_bytes(df)
+    args.output.write_bytes(data)
+    print(f"exported {len(df)} scalars of {len(selection)} runs to {args.output}")
     return 0
 
 
 # --- entry point --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m twinboard", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="twinboard", description=__doc__.splitlines()[0])
     parser.add_argument("--logdir", type=Path, help="default: $TWINBOARD_LOGDIR, else ./logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, cmd in COMMANDS.items():

@@ -56,13 +56,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def streamlit_command() -> list[str]:
-    exe = Path(sys.executable).with_name("streamlit")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "streamlit"]
-
-
 class AppServer:
-    """`streamlit run app.py` on a free loopback port, in its own process group, logs to `log_path`."""
+    """`twinboard serve` (what `make run` runs) on a free loopback port, in its own process group, logs to `log_path`."""
 
     def __init__(self, logdir: Path, log_path: Path, env: dict | None = None, port: int | None = None,
                  args: tuple[str, ...] = ()):
@@ -74,9 +69,8 @@ class AppServer:
 
     def start(self, timeout: float = 90.0) -> "AppServer":
         self.logdir.mkdir(parents=True, exist_ok=True)
-        cmd = [*streamlit_command(), "run", "app.py", "--server.headless", "true",
-               "--server.port", str(self.port), "--server.address", "127.0.0.1",
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *self.args]
+        cmd = [sys.executable, "-m", "twinboard", "--logdir", str(self.logdir), "serve", "--port", str(self.port),
+               "--", "--server.fileWatcherType", "none", *self.args]  # as `make run` serves it
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)

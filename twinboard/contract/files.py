@@ -49,7 +49,7 @@ def event_files(folder: str | os.PathLike) -> list[Path]:
         return []
 
 
-def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> None:
+def write_bytes_atomic(path: str | os.PathLike, payload: bytes, mode: int = 0o644) -> None:
     """Write `payload` to a unique temp file beside `path`, fsync it, rename it over `path`.
 
     OSError (a full disk, a read-only folder) propagates, and the temp file is removed: the old
@@ -58,6 +58,7 @@ def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)  # mkstemp makes 0600; state files stay readable (tensorboard) unless secret
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
@@ -70,9 +71,9 @@ def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> None:
         raise
 
 
-def write_json(path: str | os.PathLike, data: Any, sort_keys: bool = True) -> None:
+def write_json(path: str | os.PathLike, data: Any, sort_keys: bool = True, mode: int = 0o644) -> None:
     """`data` as indented JSON, atomically (see write_bytes_atomic)."""
-    write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=sort_keys) + "\n").encode())
+    write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=sort_keys) + "\n").encode(), mode)
 
 
 def read_json(path: str | os.PathLike) -> dict | None:
@@ -87,3 +88,28 @@ def read_json(path: str | os.PathLike) -> dict | None:
 def read_status(folder: str | os.PathLike) -> dict | None:
     """A framework folder's status.json, or None when it has none (uploads, a trainer not started yet)."""
     return read_json(Path(folder) / STATUS_JSON)
+
+
+class SettingsError(ValueError):
+    """A settings.json that exists but cannot be used; the message names the file and why."""
+
+
+def read_settings(folder: str | os.PathLike) -> dict | None:
+    """A framework folder's settings.json; None when it has none (uploads, other tools).
+
+    Raises SettingsError for a file that cannot be read or is not a JSON object: whether that is
+    an error to show (Parity) or a gap to fill from elsewhere (the layers table) is the caller's call."""
+    path = Path(folder) / SETTINGS_JSON
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read it ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: holds a JSON {type(data).__name__}, not an object")
+    return data

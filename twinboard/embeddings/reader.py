@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from twinboard.events import Problem
 from twinboard.runs import OutsideLogdirError
 
 CONFIG_NAME = "projector_config.pbtxt"
@@ -51,13 +52,15 @@ class Embedding:
 
 
 class EmbeddingList(list):
-    """A list of Embedding, with `skipped`: one message per config entry that could not be loaded."""
+    """A list of Embedding, with `problems()`: one per config entry that could not be loaded."""
 
-    skipped: list[str]
-
-    def __init__(self, items=(), skipped=()):
+    def __init__(self, items=(), problems: list[Problem] = ()):
         super().__init__(items)
-        self.skipped = list(skipped)
+        self._problems = list(problems)
+
+    def problems(self) -> list[Problem]:
+        """Entries not loaded: the config's path, no offset, `<tensor name>: <why>`."""
+        return list(self._problems)
 
 
 def config_files(path: str | os.PathLike) -> list[Path]:
@@ -79,14 +82,14 @@ def read_embeddings(path: str | os.PathLike) -> EmbeddingList:
     """Every embedding of a run folder, sorted by (tag, step); a re-exported name keeps its last entry.
 
     Raises OutsideRunError for a path leaving the folder, EmbeddingError for an unparsable config.
-    Entries that cannot be loaded (checkpoints, missing or malformed files) land in `.skipped`.
+    Entries that cannot be loaded (checkpoints, missing or malformed files) are its `problems()`.
     """
     from google.protobuf import text_format
     from tensorboard.plugins.projector import projector_config_pb2
 
     run = Path(path).resolve()
     found: dict[str, Embedding] = {}
-    skipped: list[str] = []
+    skipped: list[Problem] = []
     for cfg_file in config_files(path):
         cfg_path = _inside(run, cfg_file)
         config = projector_config_pb2.ProjectorConfig()
@@ -101,7 +104,7 @@ def read_embeddings(path: str | os.PathLike) -> EmbeddingList:
             except OutsideRunError:
                 raise
             except EmbeddingError as e:
-                skipped.append(f"{name}: {e}")
+                skipped.append(Problem(str(cfg_path), None, f"{name}: {e}"))
     items = sorted(found.values(), key=lambda e: (e.tag, -1 if e.step is None else e.step, e.name))
     return EmbeddingList(items, skipped)
 

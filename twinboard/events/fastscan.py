@@ -6,10 +6,10 @@ Keras write it) straight into growable numpy columns, with tags interned to smal
 (`_fastscan_kernel.scan`) handles a deliberately narrow, well-formed subset of the wire format; any
 record outside it (graphs, text, images, audio, hparams, a repeated or unknown field, a non-ASCII
 string that protobuf would UTF-8-check, ...) is handed whole to `fallback`, the protobuf path in
-`twinboard.events`, so results equal that path's by construction. Histograms (tensorboardX `histo`,
-TF2 histogram tensors) are recognised and skipped in the kernel: they are common and never scalars.
+`twinboard.events.scalars`, so results equal that path's by construction. Histograms (tensorboardX
+`histo`, TF2 histogram tensors) are recognised and skipped in the kernel: common, never scalars.
 
-The compiled kernel is loaded (or built) by `twinboard.fastscan_native`; without it `decode()`
+The compiled kernel is loaded (or built) by `twinboard.events.native`; without it `decode()`
 runs the protobuf path over every record, never with a different result.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from twinboard.events.native import _kernel
-from twinboard.events.records import CorruptRecordError, iter_frames
+from twinboard.events import native
+from twinboard.contract import CorruptRecordError, iter_frames
 
 # Kernel status codes (res[0]); the same numbers as in _fastscan_kernel.
 DONE, FULL, FALLBACK, NEW_TAG, BAD_LENGTH_CRC, BAD_DATA_CRC = range(6)
@@ -162,7 +162,7 @@ def decode(buf, start: int, tags: Tags, out: Columns, fallback: Fallback, *,
     arr = buf if isinstance(buf, np.ndarray) else np.frombuffer(buf, np.uint8)
     if arr.dtype != np.uint8 or arr.ndim != 1 or not arr.flags.c_contiguous:
         raise ValueError("decode() needs a contiguous buffer of bytes")
-    kernels = None if pure else _kernel()
+    kernels = None if pure else native.kernel()
     if kernels is None:
         return _decode_pure(arr, start, tags, out, fallback, path, base, check_crc)
     return _decode_native(kernels["scan"], arr, start, tags, out, fallback, path, base, check_crc)
@@ -259,7 +259,7 @@ def group_by_tag(out: Columns, layout: list[int], headroom: bool = False):
     starts[layout] = np.cumsum(in_layout) - in_layout
     total = int(in_layout.sum())
     step, wall_time, value = np.empty(total, np.int64), np.empty(total), np.empty(total)
-    kernels = _kernel()
+    kernels = native.kernel()
     if kernels is None:  # a stable sort by layout position (16-bit keys sort by radix, O(n))
         rank = np.empty(ntags, np.int64)
         rank[layout] = np.arange(len(layout))
@@ -282,10 +282,10 @@ def group_by_tag(out: Columns, layout: list[int], headroom: bool = False):
 
 def warm() -> bool:
     """Build (or check) the compiled kernel and run it once; True when the fast path works.
-    `python -m twinboard.warmup` calls this during set-up so no user waits for the compiler."""
-    if _kernel() is None:
+    `python -m twinboard.events.warmup` calls this during set-up so no user waits for the compiler."""
+    if native.kernel() is None:
         return False
-    from twinboard.events.records import frame
+    from twinboard.contract import frame
 
     # file_version, simple_value, a scalar tensor with metadata, a histogram: what writers emit.
     records = [

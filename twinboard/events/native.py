@@ -1,4 +1,4 @@
-"""Loading the compiled kernel behind `twinboard.fastscan`: the saved object, or a fresh build.
+"""Loading the compiled kernel behind `twinboard.events.fastscan`: the saved object, or a fresh build.
 
 How the kernel runs: `fastscan.warm()` (run by `make` set-up) compiles it once with numba into
 native object code for this CPU and saves it in `__pycache__/`; later processes load that object
@@ -29,13 +29,15 @@ _state: dict = {}  # "kernel": {"scan", "group"} ctypes functions, or None once 
 
 def available() -> bool:
     """True when the compiled kernel is in use (loaded or built now); False means the pure path."""
-    return _kernel() is not None
+    return kernel() is not None
 
 
 _LOAD_LOCK = threading.Lock()
 
 
-def _kernel() -> dict | None:
+def kernel() -> dict | None:
+    """The compiled kernels {"scan", "group"} as ctypes functions, loaded (or built) on first use;
+    None when they cannot be had (see the module docstring): then `fastscan` runs the protobuf path."""
     if "kernel" not in _state:
         with _LOAD_LOCK:
             if "kernel" not in _state:

@@ -1,82 +1,16 @@
-"""TFRecord framing: the plain, always-correct path over event files, incremental and CRC-checked.
+"""Records of an event file: the plain, always-correct path, incremental and CRC-checked.
 
-A record is: uint64 length (little-endian), uint32 masked CRC32C of those 8 bytes, `length` bytes
-of data (one serialized `Event`), uint32 masked CRC32C of the data. A writer that is still going
-leaves a half-written last record; `RecordReader.read` stops before it and picks it up on the next
-call, so only a CRC mismatch in a *complete* record is corruption.
+The framing itself (layout, masked CRC, `split_records`) is the run-folder contract's
+(`twinboard.contract.records`); here, reading a file that a writer may still be appending to:
+`RecordReader.read` stops before a half-written last record and picks it up on the next call.
 """
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 from typing import Iterator
 
-import google_crc32c
-
-HEADER = 12  # uint64 length + uint32 length CRC
-FOOTER = 4  # uint32 data CRC
-_MASK_DELTA = 0xA282EAD8
-
-
-class CorruptRecordError(ValueError):
-    """A complete record whose CRC does not match: the file is damaged at `offset`."""
-
-    def __init__(self, path: str | os.PathLike, offset: int, reason: str):
-        self.path, self.offset, self.reason = str(path), offset, reason
-        super().__init__(f"{path}: corrupt record at byte {offset}: {reason}")
-
-
-def masked_crc32c(data: bytes | memoryview) -> int:
-    crc = google_crc32c.value(bytes(data))
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
-
-
-def frame(data: bytes) -> bytes:
-    """One record as a writer lays it out (tests and the bench write raw files with it)."""
-    head = struct.pack("<Q", len(data))
-    return head + struct.pack("<I", masked_crc32c(head)) + data + struct.pack("<I", masked_crc32c(data))
-
-
-def iter_frames(buf, path: str | os.PathLike = "<buffer>", base: int = 0, start: int = 0,
-                check_crc: bool = True) -> Iterator[tuple[int, memoryview, int]]:
-    """(offset, data, next_offset) for each complete record of `buf` from `start`, in order.
-
-    Offsets index `buf`; `base` is the file offset of buf[0], used only in error messages. Stops
-    before a half-written tail; raises `CorruptRecordError` at the first record whose CRC fails,
-    after yielding every record before it.
-    """
-    view = memoryview(buf).cast("B") if not isinstance(buf, (bytes, bytearray)) else memoryview(buf)
-    pos, n = start, len(view)
-    while pos + HEADER <= n:
-        (length,) = struct.unpack_from("<Q", view, pos)
-        if check_crc:
-            (len_crc,) = struct.unpack_from("<I", view, pos + 8)
-            if masked_crc32c(view[pos:pos + 8]) != len_crc:
-                raise CorruptRecordError(path, base + pos, "length CRC mismatch")
-        end = pos + HEADER + length + FOOTER
-        if end > n:
-            return  # half-written: wait for the writer
-        data = view[pos + HEADER:end - FOOTER]
-        if check_crc:
-            (data_crc,) = struct.unpack_from("<I", view, end - FOOTER)
-            if masked_crc32c(data) != data_crc:
-                raise CorruptRecordError(path, base + pos, "data CRC mismatch")
-        yield pos, data, end
-        pos = end
-
-
-def split_records(buf: bytes | memoryview, path: str | os.PathLike = "<buffer>", base: int = 0,
-                  check_crc: bool = True) -> tuple[list[bytes], int]:
-    """Complete records in `buf` and the number of bytes they span (a partial tail is left).
-
-    `base` is the file offset of buf[0], used only in error messages.
-    """
-    out: list[bytes] = []
-    pos = 0
-    for _, data, pos in iter_frames(buf, path, base, 0, check_crc):
-        out.append(bytes(data))
-    return out, pos
+from twinboard.contract.records import split_records
 
 
 class RecordReader:
@@ -110,7 +44,3 @@ def iter_events(path: str | os.PathLike) -> Iterator["event_pb2.Event"]:  # noqa
         ev = event_pb2.Event()
         ev.ParseFromString(data)
         yield ev
-
-
-def is_event_file(path: str | os.PathLike) -> bool:
-    return "tfevents" in Path(path).name

@@ -10,9 +10,8 @@ What counts as a scalar (both the compiled path in `fastscan` and the protobuf p
 Everything else (histograms, images, text, graphs, hparams, ...) is skipped here.
 
 A run is a folder holding event files, named by its posix path relative to the logdir ("." for files
-directly in it). A run's files are read in filename order; each series keeps write order (files in
-filename order, records in file order), so it is NOT sorted by step, and a step logged twice (a
-restarted run) appears twice.
+directly in it). Each series keeps every point in write order, NOT sorted by step: a step logged
+twice (a restarted run) appears twice (the policy for repeated steps: `twinboard.events`).
 """
 from __future__ import annotations
 
@@ -25,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from twinboard.events import fastscan
-from twinboard.events.records import CorruptRecordError, is_event_file
+from twinboard.contract import CorruptRecordError
+from twinboard.contract.files import is_event_file
+from twinboard.events.problems import Problem
 
 Series = namedtuple("Series", ["step", "wall_time", "value"])
 Series.__doc__ = """One tag of one run: read-only numpy arrays step (int64), wall_time (float64, unix
@@ -174,6 +175,7 @@ class ScalarStore:
 
     A half-written last record is left for the next refresh. A file with a corrupt record keeps the
     points before it, is not read again, and is listed by `problems()`; other files carry on.
+    A step logged twice is kept twice, in write order (see `twinboard.events`).
     """
 
     def __init__(self, logdir: str | os.PathLike, *, headroom: bool = True) -> None:
@@ -183,7 +185,7 @@ class ScalarStore:
         self._tags = fastscan.Tags()
         self._files: dict[Path, _File] = {}
         self._runs: dict[str, dict[str, _Column]] = {}
-        self._errors: list[CorruptRecordError] = []
+        self._problems: list[Problem] = []  # one per file not read to its end, in the order found
         self._lock = threading.Lock()  # one refresh at a time (Streamlit may call from two threads)
 
     # -- reading --------------------------------------------------------------------------------
@@ -243,7 +245,7 @@ class ScalarStore:
         if size < f.offset:
             f.broken = CorruptRecordError(f.path, size, f"file shrank below the {f.offset} bytes "
                                                         "already read; keeping what was read")
-            self._errors.append(f.broken)
+            self._problems.append(Problem.corrupt(f.broken))
             return 0
         if size - f.offset < 12:
             return 0
@@ -283,7 +285,7 @@ class ScalarStore:
             except CorruptRecordError as exc:
                 f.broken = exc
                 f.offset = exc.offset
-                self._errors.append(exc)
+                self._problems.append(Problem.corrupt(exc))
             self._store(f, out)
             return out.n
 
@@ -328,13 +330,9 @@ class ScalarStore:
         except KeyError:
             raise KeyError(f"no scalar series {tag!r} in run {run!r}") from None
 
-    def problems(self) -> list[str]:
-        """One line per file that could not be read to its end: path, byte offset, reason."""
-        return [str(e) for e in self._errors]
-
-    def errors(self) -> list[CorruptRecordError]:
-        """The same problems as exceptions (with .path, .offset, .reason)."""
-        return list(self._errors)
+    def problems(self) -> list[Problem]:
+        """One per file that could not be read to its end (path, byte offset, message)."""
+        return list(self._problems)
 
 
 def read_scalars(path: str | os.PathLike):
@@ -348,8 +346,9 @@ def read_scalars(path: str | os.PathLike):
         raise FileNotFoundError(f"no such file or folder: {path}")
     store = ScalarStore(path, headroom=False)
     store.refresh()
-    if store._errors:
-        raise store._errors[0]
+    problems = store.problems()
+    if problems:
+        raise problems[0].error()
     run_names, tag_names, run_codes, tag_codes, parts = [], [], [], [], []
     for run in store.runs():
         for tag in store.tags(run):

@@ -7,15 +7,14 @@ filled from the trainer's `settings.json` (`layers: [{name, type, output_shape, 
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-from pathlib import Path
 from typing import Any, Collection
 
 import pandas as pd
 
+from twinboard.contract import files
 from twinboard.graphs.reader import Graph, default_graph
 from twinboard.graphs.view import BRACKET, forward_only, layer_index, layer_key
 
@@ -26,12 +25,13 @@ TF_TYPES = (("Conv2D", "Conv2D"), ("Conv1D", "Conv1D"), ("Conv3D", "Conv3D"), ("
 
 
 def read_settings(folder: str | os.PathLike) -> dict | None:
-    """`<folder>/settings.json` as a dict, or None when missing or unreadable."""
+    """The trainer's settings.json for the layers table (`contract.files.read_settings`), None when
+    it is missing or unusable: the table is then filled from the graphs alone (the Parity page is
+    the one that names a bad settings file)."""
     try:
-        data = json.loads((Path(folder) / "settings.json").read_text())
-    except (OSError, ValueError):
+        return files.read_settings(folder)
+    except files.SettingsError:
         return None
-    return data if isinstance(data, dict) else None
 
 
 def _numel(shape: str) -> int | None:

@@ -10,7 +10,7 @@ Where graphs live in an event file (TensorBoard's graph plugin reads the same pl
 Reading is tolerant where TensorBoard is not (pytorch#24157: data written, empty Graphs tab): inputs
 may carry `^` (control) and `:N` (output index) marks, name nodes that are missing (each gets a stub
 node, op `(missing)`), or repeat; every repair is listed in `Graph.notes`. Collapsing, search and DOT
-live in `twinboard.graphview`, the layers table in `twinboard.graph_layers`.
+live in `twinboard.graphs.view`, the layers table in `twinboard.graphs.layers`.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from twinboard.events import CorruptRecordError, RecordReader, is_event_file, split_records
+from twinboard.contract.files import event_files
+from twinboard.events import Problem, read_intact, RecordReader
 
 RUN_METADATA_PLUGINS = ("graph_run_metadata", "graph_run_metadata_graph")
 KERAS_PLUGIN = "graph_keras_model"
@@ -308,14 +309,6 @@ def _graphs_in_event(ev: Any, plugins: dict[str, str]) -> list[Graph]:
     return out
 
 
-def event_files(path: str | os.PathLike) -> list[Path]:
-    """The event files at path: the file itself, or those directly in the folder, by name."""
-    p = Path(path)
-    if p.is_file():
-        return [p]
-    return sorted(f for f in p.iterdir() if f.is_file() and is_event_file(f)) if p.is_dir() else []
-
-
 class GraphScanner:
     """The graphs of an event file or run folder, kept up to date cheaply: each `read()` parses only
     records appended since the last one (graphs are written once, early; scalars keep coming)."""
@@ -325,26 +318,20 @@ class GraphScanner:
         self._readers: dict[Path, RecordReader] = {}
         self._plugins: dict[Path, dict[str, str]] = {}  # per file: summary tag -> plugin name
         self._found: list[Graph] = []
-        self.errors: list[CorruptRecordError] = []  # damaged records met by the last read, one per file
+        self._problems: list[Problem] = []  # damaged records met by the last read, one per file
 
     def read(self) -> list[Graph]:
         """Every graph so far, in file order, an identical graph once. A damaged record ends its
-        file's reading (the records before it still count) and is listed in `errors`; a
+        file's reading (the records before it still count) and is listed by `problems()`; a
         half-written tail waits for the writer."""
-        files = event_files(self.path)
+        files = [self.path] if self.path.is_file() else event_files(self.path)
         if any(f.stat().st_size < r.offset for f, r in self._readers.items() if f in files):
             self.__init__(self.path)  # a file shrank (replaced): start over
-        self.errors = []
+        self._problems = []
         for f in files:
-            reader = self._readers.setdefault(f, RecordReader(f))
-            try:
-                records = reader.read()
-            except CorruptRecordError as e:
-                self.errors.append(e)
-                with open(f, "rb") as fh:  # the complete records before the damage
-                    fh.seek(reader.offset)
-                    records, _ = split_records(fh.read(e.offset - reader.offset), f, reader.offset)
-                reader.offset = e.offset
+            records, err = read_intact(self._readers.setdefault(f, RecordReader(f)))
+            if err is not None:
+                self._problems.append(Problem.corrupt(err))
             self._parse(f, records)
         self._found = _dedupe(self._found)
         return list(self._found)
@@ -353,6 +340,10 @@ class GraphScanner:
     def graphs(self) -> list[Graph]:
         """What the reads so far found."""
         return list(self._found)
+
+    def problems(self) -> list[Problem]:
+        """The damaged records the last `read()` met, one per file (path, byte offset, message)."""
+        return list(self._problems)
 
     def _parse(self, f: Path, records: list[bytes]) -> None:
         from tensorboard.compat.proto import event_pb2
@@ -367,11 +358,12 @@ class GraphScanner:
 
 def read_graphs(path: str | os.PathLike) -> list[Graph]:
     """Every graph in an event file or a run folder, in file order, an identical graph once.
-    Raises records.CorruptRecordError for a damaged record; a half-written tail is left unread."""
+    Raises CorruptRecordError for a damaged record; a half-written tail is left unread."""
     scanner = GraphScanner(path)
     graphs = scanner.read()
-    if scanner.errors:
-        raise scanner.errors[0]
+    problems = scanner.problems()
+    if problems:
+        raise problems[0].error()
     return graphs
 
 

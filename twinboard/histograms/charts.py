@@ -81,7 +81,8 @@ def offset_figure(series: HistogramSeries, edges: np.ndarray, color: str, title:
         return empty_figure(title, "no histograms logged yet")
     steps, mat = series.steps[idx], rebinned(series, idx, edges)
     centers = (edges[:-1] + edges[1:]) / 2
-    gap = (steps[-1] - steps[0]) / (len(steps) - 1) if len(steps) > 1 else 1.0
+    # Steps are in write order: a restarted run's repeated steps are not sorted (twinboard.events).
+    gap = (steps.max() - steps.min()) / (len(steps) - 1) if len(steps) > 1 else 1.0
     scale = RIDGE_HEIGHT * (gap or 1.0) / (mat.max() or 1.0)  # counts -> step units
     fig = go.Figure()
     for k, (step, row) in enumerate(zip(steps, mat)):
@@ -111,7 +112,7 @@ def overlay_figure(series: HistogramSeries, edges: np.ndarray, color: str, title
         return empty_figure(title, "no histograms logged yet")
     steps, mat = series.steps[idx], rebinned(series, idx, edges)
     centers = (edges[:-1] + edges[1:]) / 2
-    lo, hi = int(steps[0]), int(steps[-1])
+    lo, hi = int(steps.min()), int(steps.max())  # write order: a restarted run's steps go back
     fig = go.Figure()
     for step, row in zip(steps, mat):
         late = (step - lo) / ((hi - lo) or 1)

@@ -104,11 +104,20 @@ def sample_indices(n: int, cap: int) -> np.ndarray:
 
 
 def nearest_step(steps: np.ndarray, target: int) -> int | None:
-    """The logged step closest to `target` (the earlier one on a tie); None when nothing is logged."""
+    """The logged step closest to `target` (the smaller one on a tie); None when nothing is logged.
+    `steps` in any order: a series is in write order, not sorted (twinboard.events)."""
     if len(steps) == 0:
         return None
     steps = np.asarray(steps)
-    return int(steps[np.argmin(np.abs(steps - target))])
+    distance = np.abs(steps - target)
+    return int(steps[distance == distance.min()].min())
+
+
+def nearest_index(steps: np.ndarray, target: int) -> int | None:
+    """Index of the record at `nearest_step(steps, target)`: of a step logged twice (a restarted
+    run), the one written last. None when nothing is logged."""
+    near = nearest_step(steps, target)
+    return None if near is None else int(np.flatnonzero(np.asarray(steps) == near)[-1])
 
 
 _LAYERED = re.compile(r"^(weights|grads)/(.+)/([^/]+)$")

@@ -12,7 +12,7 @@ where the writer recorded them. An empty histogram (no values) has k = 0 and edg
 - TF2's tf.summary.histogram writes a `tensor` [k, 3] = (left edge, right edge, count), plugin
   "histograms"; a single value gives k buckets [v, v] with the count in the last.
 
-Re-binning, distribution bands and the rest of the maths on this form are in twinboard.histmath.
+Re-binning, distribution bands and the rest of the maths on this form are in twinboard.histograms.maths.
 """
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from twinboard.events import CorruptRecordError, RecordReader, is_event_file, split_records
+from twinboard.contract.files import event_files
+from twinboard.contract import FOOTER, HEADER
+from twinboard.events import Problem, read_intact, RecordReader
 from twinboard.runs import list_event_runs, safe_path
 
 PLUGIN = "histograms"
@@ -112,15 +114,10 @@ def tensor_to_array(t) -> np.ndarray:
 
 
 # --- the incremental store --------------------------------------------------------------------
-@dataclass(frozen=True)
-class Problem:
-    path: str  # the event file
-    message: str  # what is wrong with it, for the user
-
-
 @dataclass
 class HistogramSeries:
-    """One tag of one run, sorted by step (a step logged twice keeps the last one written)."""
+    """One tag of one run in write order, not sorted by step: a step logged twice (a restarted run)
+    appears twice, the older first (the policy: `twinboard.events`)."""
     steps: np.ndarray  # int64 (n,)
     wall_times: np.ndarray  # float64 (n,), unix seconds
     edges: list[np.ndarray]  # n arrays of k_i + 1 edges (k_i may differ by step)
@@ -138,10 +135,18 @@ class _File:
     inode: int | None = None  # a different inode or a shorter file: the file was replaced
 
 
+Row = tuple[int, float, np.ndarray, np.ndarray]  # step, wall_time, edges, counts
+
+
 @dataclass
 class _Tag:
-    rows: list[tuple[int, float, np.ndarray, np.ndarray, str]] = field(default_factory=list)  # + file
+    by_file: dict[str, list[Row]] = field(default_factory=dict)  # event file -> its rows, in file order
     cached: HistogramSeries | None = None
+
+
+def _file_order(path: str) -> tuple[str, str]:
+    """A run's files in name order (TensorBoard's names start with the creation time), as ScalarStore."""
+    return os.path.basename(path), path
 
 
 class HistogramStore:
@@ -149,7 +154,8 @@ class HistogramStore:
 
     Thread-safe (one store may be shared by every browser session). A complete record with a bad
     CRC stops that file at the last good record and is reported by `problems()`; so is a file that
-    ends in an incomplete record and has not been written for `stale_after` seconds.
+    ends in an incomplete record and has not been written for `stale_after` seconds. A step logged
+    twice is kept twice, in write order (see `twinboard.events`).
     """
 
     def __init__(self, logdir: str | os.PathLike, stale_after: float = 30.0):
@@ -193,16 +199,14 @@ class HistogramStore:
             if entry is None:
                 return HistogramSeries(np.zeros(0, np.int64), np.zeros(0), [], [])
             if entry.cached is None:
-                last = {}  # step -> row; later rows (files read later, later records) win
-                for row in entry.rows:
-                    last[row[0]] = row
-                rows = [last[s] for s in sorted(last)]
+                rows = [r for f in sorted(entry.by_file, key=_file_order) for r in entry.by_file[f]]
                 entry.cached = HistogramSeries(np.array([r[0] for r in rows], np.int64),
                                                np.array([r[1] for r in rows], np.float64),
                                                [r[2] for r in rows], [r[3] for r in rows])
             return entry.cached
 
     def problems(self, runs: Iterable[str] | None = None) -> list[Problem]:
+        """One per trouble in a file (of these runs, if given), by file: path, byte offset, message."""
         with self._lock:
             wanted = None if runs is None else set(runs)
             return [p for (path, _), p in sorted(self._problems.items())
@@ -224,21 +228,14 @@ class HistogramStore:
             folders = [(r.name, r.path) for r in list_event_runs(self.logdir)]
         else:
             folders = [(r, safe_path(self.logdir, r)) for r in runs]
-        out = []
-        for name, folder in folders:
-            try:
-                files = sorted(p for p in folder.iterdir() if p.is_file() and is_event_file(p))
-            except OSError:
-                continue
-            out += [(name, p) for p in files]
-        return out
+        return [(name, p) for name, folder in folders for p in event_files(folder)]
 
     def _read(self, state: _File) -> int:
         path, key = state.reader.path, str(state.reader.path)
         try:
             st = os.stat(path)
         except OSError as e:
-            self._problems[(key, "io")] = Problem(key, f"cannot be read: {e.strerror}")
+            self._problems[(key, "io")] = Problem(key, None, f"cannot be read: {e.strerror}")
             return 0
         self._problems.pop((key, "io"), None)
         if st.st_size < state.reader.offset or state.inode not in (None, st.st_ino):
@@ -246,24 +243,19 @@ class HistogramStore:
         state.inode = st.st_ino
         if state.broken_at == (st.st_size, st.st_mtime):
             return 0  # unchanged since we found it corrupt: don't re-read the bad bytes
-        try:
-            records = state.reader.read()
+        start = state.reader.offset
+        records, err = read_intact(state.reader)  # the good records before a bad one are kept
+        if err is None:
             state.broken_at = None
             self._problems.pop((key, "corrupt"), None)
-        except CorruptRecordError as err:
-            with open(path, "rb") as f:  # keep the good records before the bad one
-                f.seek(state.reader.offset)
-                good = f.read(err.offset - state.reader.offset)
-            records, used = split_records(good, path, state.reader.offset)
-            state.reader.offset += used
+        else:
             state.broken_at = (st.st_size, st.st_mtime)
-            self._problems[(key, "corrupt")] = Problem(
-                key, f"corrupt at byte {err.offset} ({err.reason}); histograms after it are not shown")
-        found = self._ingest(state, records)
+            self._problems[(key, "corrupt")] = Problem.corrupt(err, "histograms after it are not shown")
+        found = self._ingest(state, records, start)
         pending = state.reader.pending_bytes()
         if pending and state.broken_at is None and time.time() - st.st_mtime > self.stale_after:
             self._problems[(key, "truncated")] = Problem(
-                key, f"ends in an incomplete record ({pending} bytes): truncated?")
+                key, state.reader.offset, f"ends in an incomplete record ({pending} bytes): truncated?")
         else:
             self._problems.pop((key, "truncated"), None)
         return found
@@ -271,21 +263,24 @@ class HistogramStore:
     def _forget(self, state: _File) -> None:
         key = str(state.reader.path)
         for entry in self._data.get(state.run, {}).values():
-            entry.rows, entry.cached = [r for r in entry.rows if r[4] != key], None
+            entry.by_file.pop(key, None)
+            entry.cached = None
         state.reader.offset, state.broken_at = 0, None
         for kind in ("corrupt", "truncated", "decode"):
             self._problems.pop((key, kind), None)
 
-    def _ingest(self, state: _File, records: list[bytes]) -> int:
+    def _ingest(self, state: _File, records: list[bytes], offset: int) -> int:
+        """Histograms of `records`, the first of which starts at byte `offset` of the file."""
         from tensorboard.compat.proto import event_pb2  # protobufs only; never imports TensorFlow
 
         found, run, key = 0, state.run, str(state.reader.path)
         for data in records:
+            at, offset = offset, offset + HEADER + len(data) + FOOTER
             ev = event_pb2.Event()
             try:
                 ev.ParseFromString(data)
             except Exception:  # noqa: BLE001  (protobuf's DecodeError; CRC was fine, payload is not)
-                self._problems[(key, "decode")] = Problem(key, "holds a record that is not an Event")
+                self._problems[(key, "decode")] = Problem(key, at, "holds a record that is not an Event")
                 continue
             if not ev.HasField("summary"):
                 continue
@@ -304,10 +299,10 @@ class HistogramStore:
                     else:
                         continue
                 except ValueError as e:
-                    self._problems[(key, "decode")] = Problem(key, f"tag {v.tag!r}: {e}")
+                    self._problems[(key, "decode")] = Problem(key, at, f"tag {v.tag!r}: {e}")
                     continue
                 tag = self._data.setdefault(run, {}).setdefault(v.tag, _Tag())
-                tag.rows.append((int(ev.step), float(ev.wall_time), edges, counts, key))
+                tag.by_file.setdefault(key, []).append((int(ev.step), float(ev.wall_time), edges, counts))
                 tag.cached = None
                 found += 1
         return found
@@ -317,8 +312,9 @@ def read_histograms(path: str | os.PathLike, strict: bool = True) -> pd.DataFram
     """Every histogram in an event file, or under a folder (runs named relative to it; a file's
     own run is "."). DataFrame[run, tag, step, wall_time, edges (k+1), counts (k)].
 
-    strict: raise ValueError (naming the file) on a damaged file; else keep what is readable and
-    list the trouble in `df.attrs["problems"]`. A half-written last record is never an error.
+    strict: raise CorruptRecordError (naming the file and the byte) on a damaged file; else keep
+    what is readable and list the trouble (Problems) in `df.attrs["problems"]`. A half-written last
+    record is never an error.
     """
     path = Path(path)
     store = HistogramStore(path if path.is_dir() else path.parent, stale_after=float("inf"))
@@ -330,7 +326,7 @@ def read_histograms(path: str | os.PathLike, strict: bool = True) -> pd.DataFram
         raise FileNotFoundError(f"{str(path)!r} is neither an event file nor a folder")
     problems = store.problems()
     if strict and problems:
-        raise ValueError(f"{problems[0].path}: {problems[0].message}")
+        raise problems[0].error()
     df = store.frame()
     df.attrs["problems"] = problems
     return df

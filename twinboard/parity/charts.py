@@ -1,4 +1,5 @@
-"""Plotly figures for the Parity page. Pure: a `parity.differences` frame in, a figure out.
+"""Plotly figures and styled tables for the Parity page. Pure: a `parity.differences` frame (or the
+settings diff) in, a figure (or a pandas Styler) out.
 
 Both figures are drawn against the step; each series goes to the browser as at most `MAX_POINTS`
 points (MinMaxLTTB over log10 of the relative difference, which keeps its spikes). Zero differences
@@ -11,12 +12,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from twinboard.scalars import side_colors
-from twinboard.scalars import MAX_POINTS, downsample
+from twinboard.parity.settings import NAMING, NOT_MATCHED, NUMBERS, ROUNDING, SPEED
+from twinboard.scalars import MAX_POINTS, downsample, side_colors
 
 DIFF_COLORS = {"abs": "#2E6FD8", "rel": "#7B3FC4"}  # not a framework's colour: a difference is neither
 TOL_COLOR = "#888888"
 PART_COLOR = "#D62728"
+# A differing setting's row, by its effect: red changes the numbers or the experiment, yellow rounding
+# or speed only, grey naming only.
+ROW_COLORS = {NOT_MATCHED: "#F8C9C4", NUMBERS: "#FAD9D5", ROUNDING: "#FFF1C9", SPEED: "#FFF1C9", NAMING: "#ECEEF2"}
 
 
 def _log_plottable(y) -> np.ndarray:
@@ -89,3 +93,14 @@ def curves_figure(diff: pd.DataFrame, tag: str, names: tuple[str, str] = ("PyTor
     if log_y:
         fig.update_yaxes(type="log")
     return fig
+
+
+def settings_table(diff: pd.DataFrame, names: tuple[str, str], only_diff: bool = False):
+    """The settings diff (`settings_diff`) as a table: columns setting, <left name>, <right name>,
+    differs, effect; rows that differ coloured by effect (ROW_COLORS). `only_diff`: those rows only."""
+    a, b = names
+    rows = (diff[diff["differs"]] if only_diff else diff).reset_index(drop=True)
+    shown = rows.rename(columns={"left": a, "right": b})[["setting", a, b, "differs", "effect"]]
+    colors = [ROW_COLORS.get(e, "") if d else "" for d, e in zip(rows["differs"], rows["effect"])]
+    return shown.style.apply(  # r.name is the row's position: the index was reset above
+        lambda r: [f"background-color: {colors[r.name]}" if colors[r.name] else ""] * len(r), axis=1)

@@ -19,11 +19,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-# Re-exported: the parity page and the tests use these names from twinboard.parity.
-from twinboard.parity.settings import MISSING
+# MISSING: a table cell's "no value"; the effects rank why settings differ (twinboard.parity.settings).
+from twinboard.parity.settings import MISSING, NOT_MATCHED, NUMBERS, Reason
 
 LOSS_TAG = "loss/train"
 FP64_TAG = "loss/train_fp64"  # float64 runs: a DT_DOUBLE tensor every step, both sides
+SERIOUS = (NOT_MATCHED, NUMBERS)  # setting effects that can make the curves part
 REL_FLOOR = 1e-12  # denominator floor of the relative difference (values this small count as 0)
 FINAL_TAG_ORDER = (LOSS_TAG, FP64_TAG, "loss/val", "accuracy/train", "accuracy/val")
 SPEED_TAGS = {"perf/step_ms": "median time per step (ms)",
@@ -199,3 +200,91 @@ def fmt(v: float, digits: int = 6) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return MISSING
     return f"{v:.{digits}g}"
+
+
+# --- what the page says --------------------------------------------------------------------------
+TOLERANCES = [10.0 ** -k for k in range(15, 0, -1)]  # 1e-15 ... 1e-1, relative: the tolerance slider's stops
+DEFAULT_TOL = {"float64": 1e-10, "float32": 1e-5}  # above each precision's measured floor (2e-13, 1.5e-6)
+
+
+def common_tags(left: Mapping[str, Any], right: Mapping[str, Any]) -> list[str]:
+    """The tags both sides logged that can be compared step by step (perf/* are timings: never equal)."""
+    return sorted((set(left) & set(right)) - {t for t in left if t.startswith("perf/")})
+
+
+def precision_of(tag: str | None, values) -> str:
+    """'float64' for the fp64 tag or values wider than float32 (`values`: one side's), else 'float32'."""
+    return "float64" if tag == FP64_TAG or (tag and not float32_limited(values)) else "float32"
+
+
+def precision_note(tag: str, precision: str) -> str:
+    """What differences comparing `tag` can show, given the precision its values were written in."""
+    if tag == FP64_TAG:
+        return (f"Comparing `{tag}`: float64 tensors written every step, so differences down to "
+                "~1e-16 relative show.")
+    if precision == "float32":
+        return (f"Comparing `{tag}`: float32 event scalars, rounded to ~6e-8 relative when written, "
+                "so differences below ~1e-7 relative cannot show (a float64 run also writes "
+                f"`{FP64_TAG}` at full precision).")
+    return f"Comparing `{tag}` (values wider than float32)."
+
+
+def summary_notes(s: Summary) -> list[str]:
+    """The summary's footnotes: gaps on the log axis, diverged steps, steps only one side logged."""
+    notes = []
+    if s.identical:
+        notes.append(f"{s.identical:,} bit-identical steps (difference 0) leave gaps on the log axis")
+    if s.diverged:
+        notes.append(f"{s.diverged:,} steps where only one side is NaN/inf (counted as parted, drawn as gaps)")
+    if s.only_left or s.only_right:
+        notes.append(f"steps logged by one side only: {s.only_left:,} left, {s.only_right:,} right (not compared)")
+    return notes
+
+
+def parting_text(diff: pd.DataFrame, s: Summary, reasons: list[Reason]) -> str:
+    """Where the curves part (s.first_part must be a step) and the differing settings that can explain it."""
+    serious = [k for r in reasons if r.effect in SERIOUS for k in r.keys]
+    because = " Settings that change the numbers: " + ", ".join(f"`{k}`" for k in serious) + "." if serious else ""
+    rel = float(diff.loc[diff.step == s.first_part, "rel_diff"].iloc[0])
+    return (f"The two curves part at step **{s.first_part:,}** (relative difference {fmt(rel, 3)} "
+            f"> {s.tol:.0e}).{because}")
+
+
+def column_names(left: str, right: str, left_run: str, right_run: str) -> tuple[str, str]:
+    """Column names for the two sides (`left`, `right`: their labels), made unique with the runs'
+    names when the labels are the same, and by position when the runs are too."""
+    a, b = left, right
+    if a == b:
+        a, b = f"{a} · {left_run}", f"{b} · {right_run}"
+    return (a, b) if a != b else (f"{a} (left)", f"{b} (right)")
+
+
+def step_text(left_step, right_step) -> str:
+    """The final step of each side for a table cell: one number when they agree."""
+    x, y = (MISSING if pd.isna(v) else f"{int(v):,}" for v in (left_step, right_step))
+    return x if x == y else f"{x} / {y}"
+
+
+def final_shown(table: pd.DataFrame, names: tuple[str, str]) -> pd.DataFrame:
+    """`final_metrics` as text for a table: one column per side (`names`), float64 with all its digits."""
+    def digits(tag: str) -> int:
+        return 17 if tag == FP64_TAG else 8
+    a, b = names
+    return pd.DataFrame({
+        "metric": table["metric"],
+        "step": [step_text(x, y) for x, y in zip(table["left_step"], table["right_step"])],
+        a: [fmt(v, digits(t)) for t, v in zip(table["metric"], table["left"])],
+        b: [fmt(v, digits(t)) for t, v in zip(table["metric"], table["right"])],
+        "abs diff": [fmt(v, 3) for v in table["abs_diff"]],
+        "rel diff": [fmt(v, 3) for v in table["rel_diff"]],
+    })
+
+
+def speed_shown(table: pd.DataFrame, names: tuple[str, str], ratio: str) -> pd.DataFrame:
+    """`speed_table` as text for a table: one column per side (`names`), the ratio column named `ratio`."""
+    a, b = names
+    return pd.DataFrame({"measure": table["measure"],
+                         a: [fmt(v, 4) for v in table["left"]],
+                         b: [fmt(v, 4) for v in table["right"]],
+                         ratio: [fmt(v, 3) for v in table["ratio"]],
+                         "points": table["points"]})

@@ -1,42 +1,18 @@
-"""The settings half of parity: each side's settings.json, the diff of the two, and why each
-difference matters (EXPLANATIONS: what a differing setting does to the comparison, and the default
-responsible). Pure functions over dicts and DataFrames; "left" is the PyTorch side of a pair.
+"""The settings half of parity: the diff of the two sides' settings.json (read by
+`twinboard.contract.files.read_settings`, named `parity.read_settings` too), and why each difference
+matters (EXPLANATIONS: what a differing setting does to the comparison, and the default responsible).
+Pure functions over dicts and DataFrames; "left" is the PyTorch side of a pair.
 """
 from __future__ import annotations
 
 import fnmatch
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import pandas as pd
 
 MISSING = "—"  # a setting one side does not report
-SETTINGS_FILE = "settings.json"
-
-
-class SettingsError(ValueError):
-    """A settings.json that exists but cannot be used; the message names the file and why."""
-
-
-def read_settings(folder: str | Path) -> dict | None:
-    """`<folder>/settings.json` as a dict; None when there is none (uploads, other tools).
-    Raises SettingsError for a file that is not a JSON object."""
-    path = Path(folder) / SETTINGS_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot read it ({exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise SettingsError(f"{path}: holds a JSON {type(data).__name__}, not an object")
-    return data
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

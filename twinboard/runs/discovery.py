@@ -11,9 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-FRAMEWORKS = ("torch", "tensorflow")
-FRAMEWORK_LABELS = {"torch": "PyTorch", "tensorflow": "TensorFlow", None: "unknown"}
-UPLOADS = "uploads"
+from twinboard.contract.files import UPLOADS, is_event_file
 
 
 class OutsideLogdirError(ValueError):
@@ -78,7 +76,7 @@ def list_event_runs(logdir: str | os.PathLike) -> list[EventRun]:
     found: list[EventRun] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        if any("tfevents" in f for f in filenames):
+        if any(map(is_event_file, filenames)):
             rel = Path(dirpath).relative_to(root).as_posix()
             source = "uploaded" if rel == UPLOADS or rel.startswith(UPLOADS + "/") else "local"
             found.append(EventRun(rel, Path(dirpath), _framework(rel), source))

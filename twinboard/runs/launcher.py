@@ -2,10 +2,10 @@
 
 A run folder `<logdir>/<run-id>/` holds `run.json` (id, created, spec, backend: the static facts) and
 `spec.json` (what both trainers read). Each framework job goes through a `Backend`; nothing outside
-the backend sees a pid or a local path of a running trainer. `LocalBackend` (twinboard.local_backend:
+the backend sees a pid or a local path of a running trainer. `LocalBackend` (twinboard.runs.local:
 detached supervisors, a flock'd FIFO queue, liveness from /proc) is the default and, so far, the only
-one. The outcome and status types live in twinboard.run_state; every name is re-exported here, so
-callers import all of it from this module.
+one. The outcome and status types live in twinboard.runs.state; callers take every name from
+`twinboard.runs`.
 """
 from __future__ import annotations
 
@@ -19,17 +19,16 @@ import time
 from pathlib import Path
 from typing import Protocol, Sequence
 
-from twinboard.contract import RunSpec
 from twinboard import config
-# Re-exported: the pages, the CLI and the tests use these names from twinboard.launcher.
+from twinboard.contract import RunSpec
+from twinboard.contract.files import FRAMEWORKS, RUN_JSON, SPEC_JSON, UPLOADS, read_json, write_json
 from twinboard.runs.local import LocalBackend
-from twinboard.runs.state import TERMINAL, Failed, Finished, JobStatus, Launched, LauncherError, RunNotFound, RunStatus, Stopped, TimedOut, read_json, write_json
+from twinboard.runs.state import (
+    TERMINAL, Failed, Finished, JobStatus, Launched, LauncherError, RunNotFound, RunStatus, Stopped, TimedOut)
 
 log = logging.getLogger(__name__)
 
-FRAMEWORKS = ("torch", "tensorflow")
 TRAINER_MODULES = {"torch": "trainers.torch_trainer", "tensorflow": "trainers.tf_trainer"}
-UPLOADS = "uploads"  # <logdir>/uploads/ holds imported event files, not launcher runs
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -79,8 +78,10 @@ def launch(spec: RunSpec, logdir: Path | str | None = None, name: str | None = N
                             f"with '.' or '-', and not {UPLOADS!r}")
     try:
         root = _root(logdir)
+        if name is not None and (root / name).exists():  # a name the user chose is never silently changed
+            return Failed(None, f"a run named {name!r} exists already; choose another name")
         base = name or f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.task}-{spec.model}-{spec.optimizer}"
-        for n in range(1, 10_000):
+        for n in range(1, 10_000):  # two automatic names in one second: -2, -3 ...
             run_dir = root / (base if n == 1 else f"{base}-{n}")
             try:
                 run_dir.mkdir()
@@ -89,9 +90,9 @@ def launch(spec: RunSpec, logdir: Path | str | None = None, name: str | None = N
                 continue
         else:
             return Failed(None, f"{base}: 9999 runs of that name exist already")
-        spec.save(run_dir / "spec.json")
-        commands = {fw: trainer_command(fw, run_dir / "spec.json", trainer_cmd) for fw in FRAMEWORKS}
-        write_json(run_dir / "run.json", {
+        spec.save(run_dir / SPEC_JSON)
+        commands = {fw: trainer_command(fw, run_dir / SPEC_JSON, trainer_cmd) for fw in FRAMEWORKS}
+        write_json(run_dir / RUN_JSON, {
             "id": run_dir.name, "name": name, "created": time.time(), "spec": spec.to_dict(),
             "backend": backend, "frameworks": list(FRAMEWORKS), "host": socket.gethostname()})
     except OSError as err:
@@ -101,7 +102,7 @@ def launch(spec: RunSpec, logdir: Path | str | None = None, name: str | None = N
 
 
 def _run_status(run_dir: Path) -> RunStatus:
-    run = read_json(run_dir / "run.json")
+    run = read_json(run_dir / RUN_JSON)
     if run is None or not isinstance(run.get("spec"), dict) or not isinstance(run.get("created"), (int, float)):
         raise LauncherError(f"{run_dir.name}: unreadable run.json")
     frameworks = run.get("frameworks") if isinstance(run.get("frameworks"), list) else list(FRAMEWORKS)
@@ -124,7 +125,7 @@ def list_runs(logdir: Path | str | None = None) -> list[RunStatus]:
     """Every launcher run in the logdir, oldest first; folders without a readable run.json are skipped."""
     root, runs = _root(logdir), []
     for run_dir in root.iterdir():
-        if run_dir.name.startswith(".") or run_dir.name == UPLOADS or not (run_dir / "run.json").is_file():
+        if run_dir.name.startswith(".") or run_dir.name == UPLOADS or not (run_dir / RUN_JSON).is_file():
             continue
         try:
             runs.append(_run_status(run_dir))
@@ -135,7 +136,7 @@ def list_runs(logdir: Path | str | None = None) -> list[RunStatus]:
 
 def get_run(run_id: str, logdir: Path | str | None = None) -> RunStatus:
     root = _root(logdir)
-    if not _SAFE_NAME.fullmatch(run_id or "") or not (root / run_id / "run.json").is_file():
+    if not _SAFE_NAME.fullmatch(run_id or "") or not (root / run_id / RUN_JSON).is_file():
         raise RunNotFound(f"no run {run_id!r} in {root}")
     return _run_status(root / run_id)
 

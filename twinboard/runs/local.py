@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from twinboard import config
-from twinboard.runs.state import STATES, TERMINAL, Failed, JobStatus, read_json, write_json
+from twinboard.contract.files import read_json, read_status, write_json
+from twinboard.runs.state import STATES, TERMINAL, Failed, JobStatus
 
 REPO = Path(__file__).resolve().parents[2]  # cwd and PYTHONPATH of every child: `-m trainers.X` resolves
 POLL_S = 0.2  # how often a supervisor looks at its queue ticket, its stop file and its trainer
@@ -243,7 +244,7 @@ class LocalBackend:
         return Failed(code, why)
 
     def job_status(self, run_dir: Path, framework: str, created: float) -> JobStatus:
-        status = read_json(Path(run_dir) / framework / "status.json") or {}
+        status = read_status(Path(run_dir) / framework) or {}
         progress = {"step": _int_or_none(status.get("step")), "total_steps": _int_or_none(status.get("total_steps"))}
         path = _job_path(run_dir, framework)
         if not path.exists():  # launch() writes run.json just before the job files

@@ -1,17 +1,17 @@
-"""What a launcher run and its jobs are: typed outcomes, statuses, and the JSON files they live in.
+"""What a launcher run and its jobs are: typed outcomes and statuses.
 
-Shared by `twinboard.launcher` (the API, which re-exports every name here) and the backends that run
-the jobs (`twinboard.local_backend`), so neither has to import the other's internals.
+Shared by `twinboard.runs.launcher` (the API) and the backends that run the jobs
+(`twinboard.runs.local`), so neither has to import the other's internals. The JSON files they live
+in are read and written (atomically) with `twinboard.contract.files.read_json` / `write_json`.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 STATES = ("queued", "running", "finished", "failed", "stopped")
 TERMINAL = frozenset({"finished", "failed", "stopped"})
+ACTIVE = frozenset({"queued", "running"})  # a job in one of these may still write: pages keep refreshing
 
 
 # --- outcomes and status ------------------------------------------------------------------------
@@ -67,6 +67,20 @@ class JobStatus:
             return "failed" + (f" (exit {self.exit_code})" if self.exit_code is not None else "")
         return self.state + ("" if self.state == "queued" else of)
 
+    @property
+    def active(self) -> bool:
+        """Queued or running: the job may still write to its folder."""
+        return self.state in ACTIVE
+
+    @property
+    def progress(self) -> float:
+        """Share of its steps done, 0..1: 1 once finished, 0 until the trainer reports a total."""
+        if self.state == "finished":
+            return 1.0
+        if self.total_steps and self.step is not None:
+            return min(max(self.step / self.total_steps, 0.0), 1.0)
+        return 0.0
+
 
 @dataclass(frozen=True)
 class RunStatus:
@@ -83,20 +97,7 @@ class RunStatus:
         states = {job.state for job in self.frameworks.values()}
         return next((s for s in ("failed", "running", "queued", "stopped") if s in states), "finished")
 
-
-# --- small files --------------------------------------------------------------------------------
-def read_json(path: Path) -> dict | None:
-    """The object in a JSON file; None if missing, unreadable or not an object."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Atomically: a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
+    @property
+    def active(self) -> bool:
+        """Whether any of its jobs is queued or running (the other may have failed already)."""
+        return any(job.active for job in self.frameworks.values())

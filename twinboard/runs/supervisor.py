@@ -14,7 +14,7 @@ from pathlib import Path
 
 from twinboard.runs.local import (POLL_S, REPO, _failure_text, _identity, _job_path, _Queue, _signal_group,
                                   _stop_path)
-from twinboard.runs.state import read_json, write_json
+from twinboard.contract.files import read_json, read_status, write_json
 
 
 def supervise(run_dir: Path, framework: str) -> int:
@@ -65,7 +65,7 @@ def supervise(run_dir: Path, framework: str) -> int:
         return finish("stopped", exit_code=code)
     if code == 0:
         return finish("finished", exit_code=0)
-    status = read_json(run_dir / framework / "status.json") or {}
+    status = read_status(run_dir / framework) or {}
     return finish("failed", exit_code=code, error=_failure_text(run_dir, framework, code, status))
 
 

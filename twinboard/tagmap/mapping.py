@@ -1,9 +1,8 @@
 """Tag mapping and x-axis alignment: foreign logs (Keras, tensorboardX, torch, TF1) onto our tags.
 
-Applies a `Mapping` (see `twinboard.tagrules` for the rules, their semantics, the defaults and the
-mapping file) to `read_scalars`-shaped frames (`apply`, `read_mapped`) and to series held in memory
-(`map_run`, `mapped_series`), and finds the folders read as one run (`companions`). Re-exports
-tagrules, so `tagmap.Mapping`, `tagmap.load`, ... keep working.
+Applies a `Mapping` (see `twinboard.tagmap.rules` for the rules, their semantics, the defaults and
+the mapping file) to `read_scalars`-shaped frames (`apply`, `read_mapped`) and to series held in
+memory (`map_run`, `mapped_series`), and finds the folders read as one run (`companions`).
 """
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from twinboard.contract.files import event_files, is_event_file
 from twinboard.tagmap.rules import ALIASES, X_AXES, Mapping, MappingError, Rule, _SEP, mapping_for_run
 
 
@@ -127,27 +127,25 @@ def companions(run_path: str | os.PathLike, mapping: Mapping) -> list[Path]:
     p = Path(run_path)
     found: set[Path] = set()
     if p.name in mapping.merge_siblings:
-        found |= {p.parent / s for s in mapping.merge_siblings if s != p.name and _has_events(p.parent / s)}
+        found |= {p.parent / s for s in mapping.merge_siblings if s != p.name and event_files(p.parent / s)}
     if mapping.merge_children:
         rx = re.compile(mapping.merge_children)
         for dirpath, dirnames, filenames in os.walk(p):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             rel = Path(dirpath).relative_to(p).as_posix()
-            if rel != "." and rx.fullmatch(rel) and any("tfevents" in f for f in filenames):
+            if rel != "." and rx.fullmatch(rel) and any(map(is_event_file, filenames)):
                 found.add(Path(dirpath))
     return sorted(found)
 
 
-def _has_events(folder: Path) -> bool:
-    return folder.is_dir() and any("tfevents" in f.name for f in folder.iterdir())
-
-
 def folder_scalars(folder: str | os.PathLike, run: str) -> pd.DataFrame:
-    """Scalars of the event files directly in `folder` (not its sub-folders), `run` on every row."""
+    """Scalars of the event files directly in `folder` (not its sub-folders), `run` on every row.
+    FileNotFoundError for a missing folder."""
     from twinboard import events
 
-    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and "tfevents" in p.name)
-    frames = [events.read_scalars(f) for f in files]
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"no such folder: {folder}")
+    frames = [events.read_scalars(f) for f in event_files(folder)]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         {"run": [], "tag": [], "step": np.empty(0, np.int64), "wall_time": [], "value": []})
     return df.assign(run=run, tag=df["tag"].astype(str))

@@ -4,7 +4,7 @@ A `Mapping` is a short ordered table of rules `(run pattern, tag pattern) -> our
 factors that turn a logged step into an x value: optimizer steps, epochs or samples seen. An upload
 keeps its mapping in `logs/uploads/<name>/twinboard_mapping.json`; a local run needs no rules (its
 tags are ours already) and gets its factors from `spec.json` and `status.json`. Applying a mapping
-to frames and series is `twinboard.tagmap`.
+to frames and series is `twinboard.tagmap.mapping`.
 
 Rule semantics (first matching rule wins; a (run, tag) no rule matches keeps its tag):
 - `run` and `tag` are regular expressions matched against the WHOLE run name and the whole tag
@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from twinboard.contract.files import SPEC_JSON, UPLOADS, read_json, read_status, write_json
 
 MAPPING_FILE = "twinboard_mapping.json"
 X_AXES = ("step", "epoch", "samples")
@@ -168,12 +170,10 @@ def load(path: str | os.PathLike) -> Mapping:
 
 
 def save(mapping: Mapping, path: str | os.PathLike) -> Path:
-    """Write atomically (temp file + rename) into `path` (a folder, or the file itself)."""
+    """Write atomically (`contract.files.write_json`) into `path` (a folder, or the file itself)."""
     p = Path(path)
     p = p / MAPPING_FILE if p.is_dir() else p
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(mapping.to_dict(), indent=2) + "\n")
-    os.replace(tmp, p)
+    write_json(p, mapping.to_dict(), sort_keys=False)  # fields in the order the file documents them
     return p
 
 
@@ -184,21 +184,20 @@ def for_local_run(run_path: str | os.PathLike) -> Mapping:
     batch_size = spec batch_size. Missing or unreadable files leave the factor unknown (None).
     """
     folder = Path(run_path)
-    spb, bs = None, None
+    spec, spb, bs = read_json(folder.parent / SPEC_JSON), None, None
     try:
-        spec = json.loads((folder.parent / "spec.json").read_text())
         bs = int(spec["batch_size"])
-        status = json.loads((folder / "status.json").read_text())
+        status = read_status(folder) or {}
         if not spec.get("steps") and spec.get("epochs") and status.get("total_steps"):
             spb = float(status["total_steps"]) / float(spec["epochs"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):  # no spec (TypeError), or a field of the wrong kind
         pass
     return Mapping(steps_per_epoch=spb, batch_size=bs)
 
 
 def upload_root(run_path: str | os.PathLike, logdir: str | os.PathLike) -> Path | None:
     """`<logdir>/uploads/<name>` when run_path lies in an upload, else None."""
-    root, p = Path(logdir).resolve() / "uploads", Path(run_path).resolve()
+    root, p = Path(logdir).resolve() / UPLOADS, Path(run_path).resolve()
     if root not in p.parents:
         return None
     return root / p.relative_to(root).parts[0]

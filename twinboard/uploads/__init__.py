@@ -1,7 +1,10 @@
-"""Uploads: safe import of archives and event files, the uploads folder, CSV/Parquet export."""
+"""Uploads: safe import of archives and event files, the uploads folder, CSV/Parquet export.
+
+`UPLOADS` (the folder name under the logdir) is the run-folder contract's, named here too."""
+from twinboard.contract.files import UPLOADS
 from twinboard.uploads.archives import Limits, UploadRefused
 from twinboard.uploads.export import (
     COLUMNS, collect, read_csv_bytes, read_parquet_bytes, to_csv_bytes, to_parquet_bytes)
 from twinboard.uploads.importer import (
-    STALE_TMP_S, TMP_PREFIX, TRASH_PREFIX, UPLOADS, default_name, delete_upload, import_upload,
-    ImportResult, list_uploads, rename_upload)
+    STALE_TMP_S, TMP_PREFIX, TRASH_PREFIX, default_name, delete_upload, import_upload, ImportResult,
+    list_uploads, rename_upload)

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Union
 
-from twinboard.events import FOOTER, HEADER, CorruptRecordError, split_records
+from twinboard.contract.files import is_event_file
+from twinboard.contract import FOOTER, HEADER, CorruptRecordError, split_records
 
 MAX_TOTAL_BYTES = 1 << 30  # uncompressed bytes written per upload; env TWINBOARD_UPLOAD_MAX_BYTES
 MAX_FILES = 10_000  # entries (files and folders) per upload; env TWINBOARD_UPLOAD_MAX_FILES
@@ -137,7 +138,7 @@ class Extraction:
         if any(p.startswith(".") or p == "__MACOSX" for p in rel.parts) or rel == PurePosixPath("."):
             self.skipped.append(where)
             return None
-        if "tfevents" in rel.name:
+        if is_event_file(rel.name):
             return "event"
         if rel.suffix.lower() in EXTRA_SUFFIXES:
             return "extra"

@@ -4,8 +4,8 @@ An upload is extracted into a hidden temporary folder inside the logdir (`.tmp-u
 final rename is atomic on one filesystem) and moved to `uploads/<name>/` only when every entry was
 accepted; any refusal removes the temporary folder and leaves the logdir exactly as it was.
 
-Which entries are accepted, and what refuses the whole upload, is twinboard.archives (its names are
-re-exported here). On top of that an upload with no event file, or a name in use, is refused too;
+Which entries are accepted, and what refuses the whole upload, is twinboard.uploads.archives. On top
+of that an upload with no event file, or a name in use, is refused too;
 `twinboard_mapping.json` is always written by us (default rules for the layout found); one the
 archive brings is not used, since its regexes would run on every page.
 """
@@ -21,15 +21,13 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from twinboard import config, tagmap
-# Re-exported: the pages, the CLI and the tests use these names from twinboard.uploads.
+from twinboard.contract.files import UPLOADS, is_event_file
 from twinboard.uploads.archives import Extraction, Limits, Source, UploadRefused
 
-UPLOADS = "uploads"
 TMP_PREFIX = ".tmp-upload-"
 TRASH_PREFIX = ".tmp-delete-"
 STALE_TMP_S = 6 * 3600  # a temporary folder nothing was written into for this long is left over
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
-_Import = Extraction  # its name before it moved to twinboard.archives
 
 
 @dataclass
@@ -170,7 +168,7 @@ def list_uploads(logdir: str | os.PathLike | None = None) -> list[UploadInfo]:
     for d in sorted(base.iterdir() if base.is_dir() else []):
         if d.is_dir() and not d.name.startswith("."):
             files = [p for p in d.rglob("*") if p.is_file()]
-            runs = sorted({p.parent.relative_to(d).as_posix() for p in files if "tfevents" in p.name})
+            runs = sorted({p.parent.relative_to(d).as_posix() for p in files if is_event_file(p)})
             out.append(UploadInfo(d.name, d, runs, len(files), sum(p.stat().st_size for p in files),
                                   d.stat().st_mtime))
     return out
