@@ -1,9 +1,18 @@
-"""Twinboard: a table of contents. Each page lives in pages/ and is one view."""
+"""Twinboard: a table of contents. Each page lives in pages/ and is one view.
+
+In team mode (`twinboard serve --team`) nobody sees a page before signing in: the gate renders only
+the sign-in form until then (pages/signin.py)."""
 import streamlit as st
+
+from pages import signin
 
 
 def run() -> None:
     st.set_page_config(page_title="Twinboard", page_icon=":material/compare:", layout="wide")
+    user = signin.gate()
+    if user is None:
+        st.stop()
+    signin.sidebar_badge(user)
     pages = [
         st.Page("pages/launch.py", title="Launch", icon=":material/rocket_launch:", default=True),
         st.Page("pages/scalars.py", title="Scalars", icon=":material/show_chart:"),

@@ -130,12 +130,12 @@ def main() -> None:
             title = f"{side_label(run)} · {method} · step {step} · showing {shown}"
             fig = embeddings.projection_figure(
                 coords, idx, values, spec, embeddings.hover_texts(emb.metadata, emb.images, idx),
-                title, _axis_titles(method, explained), highlight=hl, selected=sample)
+                title, embeddings.axis_titles(method, explained), highlight=hl, selected=sample)
             key = f"emb_chart_{side}"
             st.plotly_chart(fig, key=key, on_select=lambda k=key: _pick_from_chart(k),
                             selection_mode="points", width="stretch")
             st.caption(f"`{run.name}` · {emb.tensor.shape[1]} dimensions")
-    st.caption(_alignment_note(method))
+    st.caption(embeddings.alignment_note(method))
     if sample is not None:
         _sample_details(sides, chosen, sample)
     _similarity_section(sides, step)
@@ -148,22 +148,6 @@ def _align(results: list, method: str) -> list:
         return results
     fix = embeddings.flip_to_match if method.startswith("PCA") else embeddings.procrustes
     return [left, (right[0], fix(left[1], right[1]), right[2], right[3])]
-
-
-def _alignment_note(method: str) -> str:
-    if method.startswith("PCA"):
-        return ("PCA by SVD of the centred activations. Signs: on each side the sample with the largest "
-                "|score| on a component scores positive; then each TensorFlow component's sign is flipped "
-                "where that raises its correlation with the PyTorch one (axes stay PC1, PC2, …).")
-    return ("t-SNE (scikit-learn, PCA init, seed 0) on each side; the TensorFlow picture is then rotated/"
-            "reflected onto the PyTorch one by orthogonal Procrustes (no scaling), since t-SNE axes "
-            "carry no meaning.")
-
-
-def _axis_titles(method: str, explained: tuple[float, ...]) -> list[str]:
-    if method.startswith("PCA"):
-        return [f"PC{i + 1} ({v:.0%})" for i, v in enumerate(explained)]
-    return [f"t-SNE {i + 1}" for i in range(3)]
 
 
 def _sample_details(sides, chosen, sample: int) -> None:
@@ -184,17 +168,17 @@ def _similarity_section(sides, step) -> None:
     st.subheader("How alike are the two embeddings?")
     (lrun, lsig, _), (rrun, rsig, _) = sides
     frame = _similarity(str(lrun.path), lsig, str(rrun.path), rsig)
-    now = frame[frame["step"] == step]
-    if len(now):
+    view = embeddings.similarity_view(frame, step)
+    if view.step is not None:
         a, b = st.columns(2)
-        a.metric(f"Linear CKA at step {step}", f"{now['cka'].iloc[0]:.3f}")
-        b.metric(f"{K}-NN overlap at step {step}", f"{now['knn_overlap'].iloc[0]:.3f}")
-    st.plotly_chart(embeddings.similarity_figure(frame, K, step), key="emb_similarity", width="stretch")
-    n = int(frame["n"].max()) if len(frame) else 0
-    st.caption(f"Per exported step, on the same {n:,} samples on both sides. Linear CKA (Kornblith et al. 2019) "
-               "compares the centred activations' similarity structure: 1 when one side is a rotation or "
-               f"uniform scaling of the other, near 0 for unrelated ones. {K}-NN overlap: the mean share of "
-               f"each sample's {K} nearest neighbours (Euclidean, itself excluded) that both sides agree on.")
+        a.metric(f"Linear CKA at step {embeddings.step_text(view.step)}", f"{view.cka:.3f}")
+        b.metric(f"{K}-NN overlap at step {embeddings.step_text(view.step)}", f"{view.knn_overlap:.3f}")
+    if view.note:
+        st.info(view.note, icon=":material/timeline:")
+    if view.chart:
+        st.plotly_chart(embeddings.similarity_figure(frame, K, step), key="emb_similarity", width="stretch")
+    if len(frame):
+        st.caption(embeddings.similarity_caption(int(frame["n"].max()), K))
 
 
 main()

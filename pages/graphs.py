@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
@@ -10,7 +11,11 @@ from pages.common import pick_pair, side_label
 from twinboard import graphs
 from twinboard.graphs import Graph, GraphScanner, default_graph
 
-MAX_NODES = 400  # beyond this the browser's Graphviz takes seconds per draw; ask to collapse more
+MAX_NODES = 400  # beyond this a graph is a wall of boxes to pan across; ask to collapse more
+CHART_CONFIG = {"displaylogo": False, "scrollZoom": False,  # the wheel scrolls the page, as elsewhere
+                "modeBarButtonsToRemove": ["select2d", "lasso2d", "toImage"]}
+HOW = ("Drag to pan · zoom with + / − (top right of the chart), ⤢ fits the whole graph, double-click "
+       "returns · click a **+** box to open that scope · hover for shapes and op types.")
 COLLAPSE = {"per layer": None, "scope depth 1": 1, "scope depth 2": 2, "scope depth 3": 3, "every op": 0}
 
 
@@ -30,6 +35,15 @@ def _load(folder: Path) -> tuple[list[Graph], str | None]:
         return [], str(e)
 
 
+def _open_clicked(chart_key: str, expand_key: str, options: list[str]) -> None:
+    """A click on a scope's box adds it to that side's expanded scopes (before the rerun draws)."""
+    points = (st.session_state.get(chart_key) or {}).get("selection", {}).get("points", [])
+    scope = graphs.clicked_scope(points, options)
+    opened = list(st.session_state.get(expand_key) or [])
+    if scope is not None and scope not in opened:
+        st.session_state[expand_key] = [*opened, scope]
+
+
 def _side(i: int, run, versions: list[Graph], error: str | None, depth: int | None, forward: bool,
           query: str, known: list[str]) -> None:
     st.subheader(side_label(run))
@@ -44,8 +58,9 @@ def _side(i: int, run, versions: list[Graph], error: str | None, depth: int | No
                         format_func=labels.__getitem__, key=f"graphs_graph_{i}")
     graph = versions[pick]
     shown = graphs.forward_only(graph) if forward and graph.kind == "op" else graph
-    expand = st.multiselect("Expand scopes", graphs.scopes(shown), key=f"graphs_expand_{i}_{pick}",
-                            placeholder="Scopes to open one level")
+    options, expand_key = graphs.scopes(shown), f"graphs_expand_{i}_{pick}"
+    expand = st.multiselect("Expand scopes", options, key=expand_key,
+                            placeholder="Scopes to open one level (or click a + box)")
     collapsed = graphs.collapse(shown, depth, expand, known)
     matches = graphs.find_nodes(shown, query)
     found = None
@@ -60,11 +75,17 @@ def _side(i: int, run, versions: list[Graph], error: str | None, depth: int | No
         st.warning(f"{len(collapsed.nodes)} nodes are too many to draw here; collapse more (fewer "
                    "expanded scopes, a smaller depth, or forward only).")
     else:
-        st.graphviz_chart(graphs.to_dot(collapsed, highlight), width="content")
+        chart_key = f"graphs_chart_{i}_{pick}"
+        focus = graphs.focus_nodes(collapsed.nodes["name"], highlight, expand)
+        st.plotly_chart(graphs.graph_figure(collapsed, highlight, focus), key=chart_key, width="stretch",
+                        on_select=partial(_open_clicked, chart_key, expand_key, options),
+                        selection_mode="points", config=CHART_CONFIG)
+        st.download_button("Download DOT", graphs.to_dot(collapsed, highlight), f"{run.name}-{graph.tag}.dot",
+                           "text/vnd.graphviz", key=f"graphs_dot_{i}", help="This view for Graphviz")
     for note in shown.notes:
         st.caption(f"ⓘ {note}")
     if found:
-        st.markdown(f"**{found}**")
+        st.text(found)  # a name from an event file: shown as text, never as markdown
         st.dataframe(graphs.node_details(shown, found), hide_index=True, width="stretch")
 
 
@@ -79,11 +100,13 @@ def main() -> None:
                                   help="One node per layer, per name scope at a depth, or every op.")]
     forward = c2.toggle("Forward only", value=True, key="graphs_forward",
                         help="Hide the gradient and optimizer ops of a traced train step.")
-    query = c3.text_input("Find a node by name", key="graphs_search", placeholder="e.g. dense0, MatMul")
+    query = c3.text_input("Find a node by name", key="graphs_search", placeholder="e.g. dense0, MatMul",
+                          max_chars=200)
     settings = [graphs.read_settings(run.path) for run in pair.runs]
     left = graphs.layer_summary(loaded[0][0], settings[0])
     right = graphs.layer_summary(loaded[1][0], settings[1], known=list(left["layer"]))
     known = list(dict.fromkeys([*left["layer"], *right["layer"]]))
+    st.caption(HOW)
     for i, (col, run, (found, error)) in enumerate(zip(st.columns(2), pair.runs, loaded)):
         with col:
             _side(i, run, found, error, depth, forward, query, known)

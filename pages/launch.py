@@ -1,13 +1,17 @@
-"""Launch: a form for the RunSpec, and every run in the logdir with live progress per framework."""
+"""Launch: a form for the RunSpec, and every run in the logdir with live progress per framework:
+its final metrics once finished, links to its views, "launch again with changes" (the form's widgets
+start from a spec in session_state: RunSpec() at first, then the chosen run's), and delete."""
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import streamlit as st
 
-from pages.common import framework_badge
-from twinboard.contract import spec as specmod
+from pages.common import framework_badge, where_runs_are
+from pages.launch_form import SPEC_KEY, fill_form, spec_form
+from pages.signin import current_user
+from twinboard import auth
+from twinboard.auth import actions
 from twinboard.contract import RunSpec, SpecError
 from twinboard import runs
 from twinboard.config import logdir
@@ -15,98 +19,23 @@ from twinboard.config import logdir
 REFRESH_S = 2.0  # the run list's refresh interval while any job is queued or running
 SHOWN_RUNS = 20  # newest runs listed before "show all"
 STATE_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "stopped": "orange"}
-CHOICES = {"task": specmod.TASKS, "model": specmod.MODELS, "optimizer": specmod.OPTIMIZERS,
-           "init": specmod.INITS, "dtype": specmod.DTYPES}
-# The form's sections, by field name; any field not named here (new ones included) goes to Advanced.
-SECTIONS = {
-    "Data and model": ("task", "model", "hidden"),
-    "Training": ("batch_size", "epochs", "steps", "seed"),
-    "Logging": ("log_every", "histogram_every"),
-    "Numerics": ("init", "dtype", "threads"),
-}
-OPTIMIZER_FIELDS = {"sgd": ("lr", "momentum"), "adam": ("lr", "beta1", "beta2", "eps")}
-FLOAT_STEPS = {"lr": 0.001, "momentum": 0.05, "beta1": 0.01, "beta2": 0.001, "eps": 1e-9,
-               "weight_decay": 1e-4, "val_fraction": 0.05}
-LABELS = {"lr": "learning rate", "beta1": "Adam β1", "beta2": "Adam β2", "eps": "Adam ε",
-          "momentum": "SGD momentum", "hidden": "hidden sizes", "init": "initial weights"}
-
-
-def _help(name: str) -> str | None:
-    """A RunSpec field's help text (its dataclass metadata): the tooltip of its widget."""
-    return specmod.field_help(name) or None
-
-
-def _type(f: dataclasses.Field) -> str:
-    """'int', 'float', 'str', 'tuple[int, ...]': the annotation as text, postponed or not."""
-    return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", None) or str(f.type)
-
-
-def _field_widget(f: dataclasses.Field, default, where=st) -> object:
-    """One widget for one RunSpec field, chosen from its type; keyed `launch_<field>`."""
-    key, label, tip = f"launch_{f.name}", LABELS.get(f.name, f.name.replace("_", " ")), _help(f.name)
-    if f.name in CHOICES:
-        options = list(CHOICES[f.name])
-        return where.selectbox(label, options, index=options.index(default), key=key, help=tip)
-    if _type(f).startswith("tuple"):
-        return where.text_input(label, ", ".join(map(str, default)), key=key, help=tip,
-                                placeholder="comma-separated whole numbers")
-    if _type(f) == "int":
-        return where.number_input(label, value=int(default), step=1, key=key, help=tip)
-    if _type(f) == "float":
-        return where.number_input(label, value=float(default), step=FLOAT_STEPS.get(f.name, 0.01),
-                                  format="%g", key=key, help=tip)
-    return where.text_input(label, str(default), key=key, help=tip)
-
-
-def _parse(f: dataclasses.Field, raw: object) -> object:
-    """A widget's value as the field's type; tuple fields come from 'a, b, c' text."""
-    if not _type(f).startswith("tuple"):
-        return raw
-    parts = [p.strip() for p in str(raw).replace(";", ",").split(",") if p.strip()]
-    try:
-        return tuple(int(p) for p in parts)
-    except ValueError:
-        raise SpecError(f"RunSpec.{f.name}={raw!r}: must be comma-separated whole numbers") from None
-
-
-def _spec_form() -> tuple[dict, str, bool]:
-    """Draw the form; (raw field values, run name, submitted)."""
-    defaults, fields = RunSpec(), {f.name: f for f in dataclasses.fields(RunSpec)}
-    values: dict[str, object] = {}
-    # Outside the form, so that switching it shows that optimizer's settings at once.
-    values["optimizer"] = st.segmented_control(
-        "Optimizer", list(specmod.OPTIMIZERS), default=defaults.optimizer, key="launch_optimizer",
-        format_func=lambda o: {"sgd": "SGD (momentum)", "adam": "Adam"}.get(o, o),
-        help=_help("optimizer")) or defaults.optimizer
-    placed = {"optimizer", *(n for names in SECTIONS.values() for n in names),
-              *(n for names in OPTIMIZER_FIELDS.values() for n in names)}
-    with st.form("launch_form", border=True):
-        sections = {**SECTIONS, "Optimizer": OPTIMIZER_FIELDS[values["optimizer"]]}
-        for col, (title, names) in zip(st.columns(len(sections)), sections.items()):
-            col.markdown(f"**{title}**")
-            for name in names:
-                values[name] = _field_widget(fields[name], getattr(defaults, name), col)
-        with st.expander("Advanced"):
-            name = st.text_input("run name (optional)", key="launch_name",
-                                 help="Folder name in the logdir; default: time-task-model-optimizer")
-            rest = [f for f in fields.values() if f.name not in placed]
-            for i, col in enumerate(st.columns(3)):
-                for f in rest[i::3]:
-                    values[f.name] = _field_widget(f, getattr(defaults, f.name), col)
-        submitted = st.form_submit_button("Start", type="primary", key="launch_start",
-                                          icon=":material/play_arrow:")
-    return values, name.strip(), submitted
+AGAIN_KEY = "launch_again"  # session_state: the run whose spec the next full run puts in the form
+CONFIRM_KEY = "launch_confirm_delete"  # session_state: the run whose delete awaits a second click
+DELETED_KEY = "launch_deleted"  # session_state: (deleted?, what to say) of the last delete, said once
 
 
 def _start(values: dict, name: str, root) -> None:
-    fields = {f.name: f for f in dataclasses.fields(RunSpec)}
     try:
-        spec = RunSpec(**{k: _parse(fields[k], v) for k, v in values.items()})
+        spec = runs.spec_from_form(st.session_state[SPEC_KEY], values)
     except SpecError as err:
-        st.error(f"Not started: {err}", icon=":material/error:")
+        st.error(f"Not started: {runs.error_text(err)}", icon=":material/error:")
         return
     with st.spinner("Starting both trainers…"):
-        outcome = runs.launch(spec, logdir=root, name=name or None)
+        try:
+            outcome = actions.launch(current_user(), spec, name or None, root)
+        except auth.PermissionDenied as err:
+            st.error(f"Not started: {err}", icon=":material/block:")
+            return
     if isinstance(outcome, runs.Launched):
         st.success(f"Started **{outcome.run_id}**: it appears below; watch it on the Scalars page.",
                    icon=":material/rocket_launch:")
@@ -116,22 +45,10 @@ def _start(values: dict, name: str, root) -> None:
         st.code(outcome.stderr or "(no output)", language=None)
 
 
-def _progress_text(job: runs.JobStatus) -> str:
-    if job.state == "queued":
-        return "queued: waiting for a free slot"
-    if job.total_steps:
-        return f"{job.step or 0:,} of {job.total_steps:,} steps"
-    return "starting…" if job.state == "running" else "no progress reported"
-
-
-def _summary(spec: dict) -> str:
-    """One line of the spec for the run list: what differs between runs, in words."""
-    g = spec.get
-    opt = (f"sgd lr={g('lr')} momentum={g('momentum')}" if g("optimizer") == "sgd"
-           else f"{g('optimizer')} lr={g('lr')}")
-    length = f"{g('steps')} steps" if g("steps") else f"{g('epochs')} epochs"
-    return (f"{g('task')} · {g('model')} {tuple(g('hidden') or ())} · {opt} · batch {g('batch_size')} · "
-            f"{length} · seed {g('seed')} · {g('dtype')} · init {g('init')}")
+@st.cache_data(max_entries=256, show_spinner=False)
+def _final_metrics(run_dir: str, signature: tuple) -> dict:
+    """A run's final metrics per framework, read once per `signature` (its event files' sizes, mtimes)."""
+    return runs.final_metrics(run_dir)
 
 
 def _run_card(run: runs.RunStatus, root) -> None:
@@ -139,22 +56,77 @@ def _run_card(run: runs.RunStatus, root) -> None:
         head, button = st.columns([5, 1], vertical_alignment="center")
         created = dt.datetime.fromtimestamp(run.created).strftime("%Y-%m-%d %H:%M:%S")
         head.markdown(f"**{run.run_id}** :{STATE_COLORS.get(run.state, 'gray')}-badge[{run.state}]  \n"
-                      f":small[:gray[{created} · {_summary(run.spec)}]]")
-        if run.active and button.button("Stop", key=f"launch_stop_{run.run_id}", icon=":material/stop:"):
+                      f":small[:gray[{created} · {runs.spec_line(run.spec)}]]")
+        if run.active and _may(auth.STOP, run) and button.button("Stop", key=f"launch_stop_{run.run_id}",
+                                                                 icon=":material/stop:"):
             with st.spinner(f"Stopping {run.run_id}…"):
                 try:
-                    runs.stop(run.run_id, logdir=root)
-                except runs.LauncherError as err:
+                    actions.stop(current_user(), run.run_id, root)
+                except (runs.LauncherError, auth.PermissionDenied) as err:
                     st.error(str(err))
             st.rerun()  # the whole page: the list may have nothing active any more
+        # Only finished runs: a running one's last values are not final, and reading them each refresh costs.
+        finals = _final_metrics(str(run.run_dir), runs.event_signature(run.run_dir)) if run.state == "finished" else {}
         for col, (fw, job) in zip(st.columns(max(len(run.frameworks), 1)), run.frameworks.items()):
             with col:
                 st.markdown(f"{framework_badge(fw)} :{STATE_COLORS.get(job.state, 'gray')}-badge[{job.state}]")
-                st.progress(job.progress, text=_progress_text(job))
+                st.progress(job.progress, text=runs.progress_text(job))
+                if finals.get(fw):
+                    st.caption(f"final: {runs.metrics_line(finals[fw])}")
                 if job.state == "failed":
                     code = "no exit status" if job.exit_code is None else f"exit code {job.exit_code}"
                     with st.expander(f"Error: {code}"):
                         st.code(job.error or "(no stderr)", language=None)
+        _card_actions(run, root)
+
+
+def _may(action: str, run: runs.RunStatus) -> bool:
+    """Whether this visitor gets the control for `action` on `run` (the action checks again)."""
+    return auth.allowed(current_user(), action, auth.owner_of(run.run_dir))
+
+
+def _card_actions(run: runs.RunStatus, root) -> None:
+    """Open the run on Scalars or Parity, fill the form from its spec, delete it (asked twice)."""
+    rid = run.run_id
+    with st.container(horizontal=True, vertical_alignment="center", key=f"launch_actions_{rid}"):
+        if runs.has_events(run.run_dir):  # a listed pair once both sides have logged
+            for page, title, icon in (("scalars", "Scalars", "show_chart"), ("parity", "Parity", "difference")):
+                st.page_link(f"pages/{page}.py", label=title, icon=f":material/{icon}:", query_params={"pair": rid})
+        if _may(auth.LAUNCH, run) and st.button("Launch again with changes", key=f"launch_again_{rid}",
+                                                icon=":material/edit:", type="tertiary"):
+            st.session_state[AGAIN_KEY] = rid
+            st.rerun(scope="app")  # the form is outside this fragment; the next full run fills it
+        if not run.active and _may(auth.DELETE_RUN, run) and st.button(
+                "Delete", key=f"launch_delete_{rid}", icon=":material/delete:", type="tertiary"):
+            st.session_state[CONFIRM_KEY] = rid
+    if st.session_state.get(CONFIRM_KEY) != rid:
+        return
+    st.warning(f"Delete **{rid}** and all its files (event files, exports, logs)? This cannot be undone.")
+    with st.container(horizontal=True):
+        delete = st.button("Delete for good", key=f"launch_delete_yes_{rid}", type="primary")
+        cancel = st.button("Cancel", key=f"launch_delete_no_{rid}")
+    if delete:
+        try:
+            actions.delete_run(current_user(), rid, root)
+            st.session_state[DELETED_KEY] = (True, f"Deleted {rid}.")
+        except (runs.LauncherError, auth.PermissionDenied) as err:
+            st.session_state[DELETED_KEY] = (False, f"Not deleted: {err}")
+    if delete or cancel:
+        st.session_state.pop(CONFIRM_KEY, None)
+        st.rerun(scope="app")
+
+
+def _fill_from(run_id: str, root) -> None:
+    """Fill the form from a run's spec (validated: run.json may be old or edited by hand)."""
+    try:
+        spec = RunSpec.from_dict(runs.get_run(run_id, root).spec).to_dict()
+    except (SpecError, TypeError, runs.LauncherError) as err:
+        st.error(f"Cannot fill the form from {run_id}: {err}", icon=":material/error:")
+        return
+    fill_form(spec, overwrite=True)
+    st.session_state["launch_name"] = ""  # its name is taken; a new one, or the default
+    # A toast: the click was down in the run list, and the page keeps its scroll position.
+    st.toast(f"The form above holds the spec of **{run_id}**: change it, then Start.", icon=":material/edit:")
 
 
 def _runs_list(root, live: bool) -> None:
@@ -163,8 +135,11 @@ def _runs_list(root, live: bool) -> None:
     active = any(r.active for r in found)
     if active != live:
         st.rerun()  # a full run re-declares this fragment with the timer on, or off
+    deleted, said = st.session_state.pop(DELETED_KEY, (True, None))
+    if said:
+        (st.success if deleted else st.error)(said)
     if not found:
-        st.info(f"No runs yet in `{root}`. Start one above.", icon=":material/info:")
+        st.info(f"No runs yet in {where_runs_are(root)}.", icon=":material/info:")
         return
     show_all = len(found) > SHOWN_RUNS and st.toggle(f"Show all {len(found)} runs", key="launch_show_all")
     for run in found if show_all else found[:SHOWN_RUNS]:
@@ -175,10 +150,15 @@ def main() -> None:
     root = logdir()
     st.title("Launch a matched run")
     st.caption("One spec, two trainers: PyTorch and TensorFlow train the same model on the same batches. "
-               f"Runs are written to `{root}`.")
-    values, name, submitted = _spec_form()
-    if submitted:
-        _start(values, name, root)
+               f"Runs are written to {where_runs_are(root)}.")
+    if again := st.session_state.pop(AGAIN_KEY, None):
+        _fill_from(again, root)
+    if auth.allowed(current_user(), auth.LAUNCH):
+        values, name, submitted = spec_form()
+        if submitted:
+            _start(values, name, root)
+    else:
+        st.info("Your role can look at every run but not start one.", icon=":material/visibility:")
     st.subheader("Runs")
     live = any(r.active for r in runs.list_runs(root))
     st.fragment(run_every=REFRESH_S if live else None)(_runs_list)(root, live)

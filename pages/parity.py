@@ -11,6 +11,8 @@ from twinboard.config import logdir
 from twinboard.contract import CorruptRecordError
 
 REFRESH_S = 2.0  # refresh interval while either side's job is queued or running
+VERDICT_BOX = {"success": st.success, "warning": st.warning, "info": st.info}
+VERDICT_ICON = {"success": ":material/check_circle:", "warning": ":material/call_split:", "info": ":material/hourglass:"}
 
 
 def _scalars(run: runs.EventRun, report: bool) -> dict[str, events.Series]:
@@ -37,29 +39,26 @@ def _names(pair: runs.Pair) -> tuple[str, str]:
     return parity.column_names(side_label(pair.left), side_label(pair.right), pair.left.name, pair.right.name)
 
 
-def _difference(pair: runs.Pair, diff: pd.DataFrame, tag: str, tol: float, view: dict,
-                reasons: list[parity.Reason]) -> None:
-    s = parity.summarize(diff, tol)
-    c = st.columns(4)
-    c[0].metric("First step beyond tolerance", f"{s.first_part:,}" if s.first_part is not None else "none",
-                help=f"First step whose relative difference exceeds {tol:.0e}")
-    c[1].metric("Max relative difference", parity.fmt(s.max_rel, 3),
-                help=f"at step {s.max_rel_step:,}" if s.max_rel_step is not None else None)
-    c[2].metric("Final relative difference", parity.fmt(s.final_rel, 3),
-                help=f"at step {s.final_step:,}" if s.final_step is not None else None)
-    c[3].metric("Steps compared", f"{s.compared:,}", help=f"{s.identical:,} of them bit-identical")
-    if s.first_part is not None:
-        st.warning(parity.parting_text(diff, s, reasons), icon=":material/call_split:")
-    elif s.compared:
-        st.success(f"Within {tol:.0e} relative at all {s.compared:,} compared steps.",
-                   icon=":material/check_circle:")
+def _difference(pair: runs.Pair, diff: pd.DataFrame, s: parity.Summary, tag: str, view: dict) -> None:
+    c = st.columns(5)
+    c[0].metric("Curves part at step", f"{s.first_part:,}" if s.first_part is not None else "none",
+                help=f"The first step where {parity.tolerance_rule(s)} fails")
+    c[1].metric("Worst step / tolerance", parity.fmt(s.worst, 3),
+                help="|a − b| over what the tolerance allows at that step: 1 or less agrees"
+                     + (f"; at step {s.worst_step:,}" if s.worst_step is not None else ""))
+    c[2].metric("Max absolute difference", parity.fmt(s.max_abs, 3),
+                help=f"at step {s.max_abs_step:,}" if s.max_abs_step is not None else None)
+    c[3].metric("Max relative difference", parity.fmt(s.max_rel, 3),
+                help=(f"|a − b| / max(|a|, |b|), at step {s.max_rel_step:,}: large where both values are "
+                      "near 0, which the absolute tolerance is for") if s.max_rel_step is not None else None)
+    c[4].metric("Steps compared", f"{s.compared:,}", help=f"{s.identical:,} of them bit-identical")
     notes = parity.summary_notes(s)
     if notes:
         st.caption("; ".join(notes) + ".")
     st.plotly_chart(parity.curves_figure(diff, tag, _names(pair), (pair.left.framework, pair.right.framework),
                                          log_y=view["log_curves"]),
                     key="parity_curves", config={"displaylogo": False})
-    st.plotly_chart(parity.difference_figure(diff, tag, tol, s.first_part),
+    st.plotly_chart(parity.difference_figure(diff, tag, view["tol"], s.first_part),
                     key="parity_difference", config={"displaylogo": False})
 
 
@@ -104,20 +103,19 @@ def _settings_section(pair: runs.Pair, settings: tuple, problems: list[str], dif
     st.caption(f"Every setting each trainer reports having used, defaults made explicit "
                f"(`<run>/<framework>/settings.json`): {len(diff):,} settings, {int(diff['differs'].sum()):,} "
                "differ. Highlighted: red changes the numbers or the experiment, yellow rounding or speed only, "
-               "grey naming only.")
+               "grey layout or naming only.")
     st.dataframe(parity.settings_table(diff, (a, b), only_diff), hide_index=True, key="parity_settings",
                  column_config={"differs": st.column_config.CheckboxColumn("differs", width="small")})
     if not reasons:
         return
     st.markdown("**Why they may differ**")
     lines = [f"- **{r.effect}** · {', '.join(f'`{k}`' for k in r.keys)}: {r.text}"
-             for r in reasons if r.effect != parity.NAMING]
+             for r in reasons if r.effect not in parity.COSMETIC]
     if lines:
         st.markdown("\n".join(lines))
-    naming = [k for r in reasons if r.effect == parity.NAMING for k in r.keys]
-    if naming:
-        st.caption("Differ in name only (expected between two frameworks): "
-                   + ", ".join(f"`{k}`" for k in naming) + ".")
+    note = parity.cosmetic_note(reasons)
+    if note:
+        st.caption(note)
 
 
 def _body(root, pair: runs.Pair, tags_seen: list[str], view: dict, live: bool) -> None:
@@ -130,14 +128,18 @@ def _body(root, pair: runs.Pair, tags_seen: list[str], view: dict, live: bool) -
     sdiff = parity.settings_diff(*settings)
     reasons = parity.why_they_differ(sdiff)
     tag = view["tag"]
-    if tag is None or tag not in left or tag not in right:
+    compared = tag is not None and tag in left and tag in right
+    diff = parity.differences(left[tag], right[tag]) if compared else None
+    summary = parity.summarize(diff, view["tol"]) if compared else None
+    said = parity.verdict(reasons, summary, tuple(s is not None for s in settings), diff)
+    VERDICT_BOX[said.level](said.text, icon=VERDICT_ICON[said.level])
+    if not compared:
         st.info("No series both sides have logged yet. A run that has just started writes its first "
                 "ones within a few steps; this page updates by itself while it runs."
                 if live else "These two runs share no scalar tag to compare.", icon=":material/hourglass:")
     else:
         st.caption(parity.precision_note(tag, view["precision"]))
-        diff = parity.differences(left[tag], right[tag])
-        _difference(pair, diff, tag, view["tol"], view, reasons)
+        _difference(pair, diff, summary, tag, view)
     cols = st.columns(2)
     with cols[0]:
         _final(pair, left, right)
@@ -158,15 +160,27 @@ def main() -> None:
     side = st.sidebar
     side.divider()
     default = parity.choose_tag(left, right)
+    if st.session_state.get("parity_tag_of") != str(pair.left.path):  # another pair: its own best series
+        st.session_state.pop("parity_tag", None)
+        st.session_state["parity_tag_of"] = str(pair.left.path)
     tag = side.selectbox("Compare", tags, index=tags.index(default) if default in tags else 0,
                          key="parity_tag", help=f"`{parity.FP64_TAG}` when both sides wrote it "
                          "(float64 runs), else `loss/train`") if tags else None
     precision = parity.precision_of(tag, left[tag].value if tag else None)
-    tol = side.select_slider("Tolerance (relative)", parity.TOLERANCES, value=parity.DEFAULT_TOL[precision],
-                             format_func=lambda v: f"{v:.0e}", key=f"parity_tol_{precision}",
-                             help="The curves 'part' at the first step whose relative difference "
-                                  "|a−b|/max(|a|,|b|) exceeds this. Floors measured on this task: "
-                                  "~1e-13 in float64, ~1e-6 in float32.")
+    defaults = parity.DEFAULT_TOL[precision]  # keyed by precision: a float64 tag gets float64's defaults
+    rule = ("The curves 'part' at the first step where |a−b| > atol + rtol·max(|a|,|b|) (numpy.allclose's "
+            f"rule, symmetric). Defaults for {precision}: rtol {defaults.rtol:.0e}, atol {defaults.atol:.0e}.")
+    # The sliders hold positions in RTOLS/ATOLS: Streamlit matches float options to within 1e-9, which
+    # would turn a default of 1e-12 into the 0 stop.
+    rtol = side.select_slider("Relative tolerance (rtol)", range(len(parity.RTOLS)),
+                              value=parity.RTOLS.index(defaults.rtol), format_func=lambda i: f"{parity.RTOLS[i]:.0e}",
+                              key=f"parity_rtol_{precision}", help=rule)
+    atol = side.select_slider("Absolute tolerance (atol)", range(len(parity.ATOLS)),
+                              value=parity.ATOLS.index(defaults.atol), format_func=lambda i: f"{parity.ATOLS[i]:.0e}"
+                              if i else "0", key=f"parity_atol_{precision}",
+                              help=rule + " The absolute part keeps a loss that converges near 0 from "
+                                          "parting on its last digits.")
+    tol = parity.Tolerance(rtol=parity.RTOLS[rtol], atol=parity.ATOLS[atol])
     log_curves = side.toggle("Log-scale loss curves", key="parity_log_curves")
     only_diff = side.toggle("Only settings that differ", key="parity_only_diff")
     side.button("Refresh now", key="parity_refresh", icon=":material/refresh:")

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import pick_more_pairs, pick_pair, scalar_store, side_label, tag_filter
+from pages.common import pick_more_pairs, pick_pair, scalar_store, tag_filter
 from twinboard import runs, scalars
 from twinboard.config import logdir
 from twinboard.contract import CorruptRecordError
 from twinboard.scalars import MAX_POINTS, MAX_SMOOTHING
+from twinboard.text import md
 
 # Chart refresh interval while a run is live: p95 append-to-screen <= 2 s needs <= ~1.5 s (bench/live_latency).
 REFRESH_S = 1.0
@@ -58,6 +59,32 @@ def _zoom_slider(store: scalars.RunStores, root, pairs: list[runs.Pair], mapped:
     return None if tuple(chosen) == (lo, hi) else tuple(chosen)
 
 
+def _take_dragged_range() -> None:
+    """A range dragged on a chart (`_dragged` keeps it) becomes the zoom slider's, before the slider
+    is drawn: the drag and the slider are one zoom."""
+    dragged = st.session_state.pop("scalars_dragged", None)
+    if dragged is not None:
+        x_axis, chosen = dragged
+        st.session_state["scalars_zoom"] = True
+        st.session_state.setdefault("scalars_steps_kept", {})[x_axis] = chosen
+        st.session_state["scalars_steps"] = chosen
+
+
+def _dragged(box: dict, tag: str, curves: list, view: dict, bounds) -> None:
+    """A box dragged across `tag`'s chart: zoom every chart to its x range (a full run of the page,
+    so the slider shows it), or say why not."""
+    try:
+        chosen = scalars.box_range(box, view["x_axis"], curves, bounds, view["overlay"]) if bounds else None
+    except ValueError as err:
+        st.warning(md(err), icon=":material/warning:")
+        return
+    if chosen is None:
+        st.info(f"The range dragged on {md(tag)} holds no points: nothing to zoom into.")
+        return
+    st.session_state["scalars_dragged"] = (view["x_axis"], chosen)
+    st.rerun()
+
+
 def _charts(root, pairs: list[runs.Pair], mappings: dict, folders: list[str], tags_seen: list[str],
             groups: dict[str, list[str]], view: dict, live: bool) -> None:
     """The charts: a fragment, rerun every REFRESH_S while `live`, that reads only new bytes."""
@@ -68,28 +95,31 @@ def _charts(root, pairs: list[runs.Pair], mappings: dict, folders: list[str], ta
     if scalars.mapped_tags(mapped) != tags_seen or runs.pairs_are_live(pairs, root) != live:
         st.rerun()  # new tags (the controls list them) or a run ended (the timer stops): a full run
     starts = scalars.run_starts(store, mapped) if view["x_axis"] == "relative" else {}
-    panels = (side_label(pairs[0].left), side_label(pairs[0].right))
-    if len(pairs) > 1:
-        panels = (f"{panels[0]} side", f"{panels[1]} side")
+    panels = scalars.panel_titles(pairs)  # a matched pair's frameworks, else the runs' names
     problems: set[str] = set()  # runs the x axis cannot place: said once, above the charts
     cache = st.session_state.setdefault("scalars_prepared", scalars.PreparedCache())
     cache.rotate()
-    figures = {}
+    figures, drawn = {}, {}
     for tag in (t for tags in groups.values() for t in tags):
-        curves, cannot = scalars.tag_curves(store, pairs, mapped, tag, view["x_axis"], starts, side_label)
+        drawn[tag], cannot = scalars.tag_curves(store, pairs, mapped, tag, view["x_axis"], starts)
         problems.update(cannot)
-        figures[tag] = scalars.scalar_figure(tag, curves, smoothing=view["smoothing"], x_axis=view["x_axis"],
+        figures[tag] = scalars.scalar_figure(tag, drawn[tag], smoothing=view["smoothing"], x_axis=view["x_axis"],
                                             log_y=view["log_y"], overlay=view["overlay"],
                                             panel_titles=panels, step_range=view["steps"], cache=cache,
-                                            encode=True)
+                                            encode=True, difference=view["difference"])
     for problem in sorted(problems):
         st.warning(problem, icon=":material/warning:")
     for group, tags in groups.items():
         with st.expander(f"**{group}** · {len(tags)}", expanded=True):
             cols = st.columns(2) if view["overlay"] else [st.container()]
             for i, tag in enumerate(tags):
-                cols[i % len(cols)].plotly_chart(figures[tag], key=f"scalars_chart_{tag}",
-                                                 config={"displaylogo": False})
+                event = cols[i % len(cols)].plotly_chart(figures[tag], key=f"scalars_chart_{tag}",
+                                                         config={"displaylogo": False}, on_select="rerun",
+                                                         selection_mode="box")
+                if event and event.selection.box:
+                    bounds = scalars.zoom_bounds(store, mapped, list(figures), view["x_axis"],
+                                                 _total_steps(root, pairs))
+                    _dragged(event.selection.box[0], tag, drawn[tag], view, bounds)
 
 
 def main() -> None:
@@ -125,16 +155,21 @@ def main() -> None:
                         help="Epoch and samples seen come from each run's spec (uploads: from the "
                              "mapping set on the Upload page)")
     log_y = side.toggle("Log-scale y", key="scalars_log_y")
+    difference = side.checkbox("Difference strip", key="scalars_difference",
+                               help="Under each chart: left minus right (PyTorch minus TensorFlow) at the "
+                                    "steps both sides logged, on the chart's x axis")
     steps = None
+    _take_dragged_range()
     if side.toggle("Zoom in", key="scalars_zoom",
                    help=f"Charts send at most {MAX_POINTS:,} points a series; a narrower range (in the x "
                         "axis' units, steps on a time axis) shows more detail, at full resolution once "
-                        "it holds fewer points."):
+                        "it holds fewer points. Drag across a chart to zoom to that range."):
         steps = _zoom_slider(store, root, pairs, mapped, shown, x_axis)
     side.button("Refresh now", key="scalars_refresh", icon=":material/refresh:")
     if pattern and not shown:
         st.info(f"No tag matches `{pattern}`.")
-    view = {"overlay": overlay, "smoothing": smoothing, "x_axis": x_axis, "log_y": log_y, "steps": steps}
+    view = {"overlay": overlay, "smoothing": smoothing, "x_axis": x_axis, "log_y": log_y, "steps": steps,
+            "difference": difference}
     live = runs.pairs_are_live(pairs, root)
     st.fragment(run_every=REFRESH_S if live else None)(_charts)(
         root, pairs, mappings, folders, tags, scalars.group_tags(shown), view, live)

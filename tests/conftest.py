@@ -30,6 +30,7 @@ def logdir(tmp_path, monkeypatch):
     monkeypatch.setenv("TWINBOARD_LOGDIR", str(root))
     monkeypatch.setenv("TWINBOARD_TRAINER_CMD", f"{sys.executable} {STUB} {{spec}} {{framework}}")
     monkeypatch.setenv("TWINBOARD_MAX_PROCS", "2")
+    monkeypatch.setenv("TWINBOARD_PASS_ENV", "STUB_")  # the stub's modes reach it through the queue
     for name in [k for k in os.environ if k.startswith("STUB_")]:
         monkeypatch.delenv(name)
     yield root

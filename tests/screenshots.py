@@ -30,7 +30,7 @@ READY = {
     "Scalars": (5, 0, None),
     "Histograms": (4, 0, None),
     "Embeddings": (3, 0, None),
-    "Graphs": (0, 2, None),
+    "Graphs": (2, 0, None),  # the two graphs are plotly charts
     "Parity": (1, 0, None),
     "Upload": (0, 0, "[data-testid='stDataFrame']"),
 }

@@ -16,7 +16,8 @@ check that stopping a job ends the whole group, not only the trainer.
 
 Below `main` are the harness helpers the launcher and CLI tests share: finding and killing every
 process a test spawned (they all carry the test's TWINBOARD_LOGDIR in their environment, which the
-launcher sets for its supervisors and they pass on), and checking that a process group is gone.
+launcher sets for the queue's dispatcher and, through each queue ticket, for the trainers), and
+checking that a process group is gone.
 """
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def group_alive(pgid: int) -> list[int]:
 
 
 def spawned_under(logdir: Path) -> list[int]:
-    """Pids whose environment says TWINBOARD_LOGDIR=<logdir>: every supervisor, trainer and grandchild."""
+    """Pids whose environment says TWINBOARD_LOGDIR=<logdir>: the dispatcher, every trainer and grandchild."""
     needle = f"TWINBOARD_LOGDIR={logdir}".encode()
     me = {os.getpid(), os.getppid()}
     found = []

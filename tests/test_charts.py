@@ -147,11 +147,44 @@ def test_tag_groups_and_filter():
         scalars.filter_tags(tags, "loss(")
 
 
-def test_side_colors():
-    assert scalars.side_colors("torch", "tensorflow") == ("#EE4C2C", "#FF8F00")
-    left, right = scalars.side_colors("torch", "torch")
-    assert left != right
-    assert scalars.FRAMEWORK_COLORS["torch"] != scalars.FRAMEWORK_COLORS["tensorflow"]
+# Machado, Oliveira & Fernandes (2009), severity 1.0: linear RGB as a dichromat sees it.
+CVD = {"protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                      [-0.003882, -0.048116, 1.051998]],
+       "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                        [-0.011820, 0.042940, 0.968881]],
+       "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                      [0.004733, 0.691367, 0.303900]]}
+
+
+def seen_as(color: str, vision: str | None) -> np.ndarray:
+    """CIELAB of `color` (#rrggbb) as seen with `vision` (a CVD key, None for typical vision)."""
+    srgb = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    rgb = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    if vision:
+        rgb = np.clip(np.array(CVD[vision]) @ rgb, 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ rgb
+    f = lambda t: np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16 / 116)  # noqa: E731
+    fx, fy, fz = f(xyz / np.array([0.95047, 1.0, 1.08883]))
+    return np.array([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)])
+
+
+def apart(a: str, b: str, vision: str | None) -> float:
+    return float(np.linalg.norm(seen_as(a, vision) - seen_as(b, vision)))
+
+
+def test_side_colors_stay_apart_for_colour_blind_eyes():
+    torch, tf = scalars.FRAMEWORK_COLORS["torch"], scalars.FRAMEWORK_COLORS["tensorflow"]
+    assert scalars.side_colors("torch", "tensorflow") == (torch, tf)
+    assert apart("#EE4C2C", "#FF8F00", "deuteranopia") < 25  # the old red and orange: one line to many
+    for vision in (None, *CVD):  # the pair on every chart: far apart (CIELAB distance) for everyone
+        assert apart(torch, tf, vision) > 80, vision
+    # Every pair of colours two sides can get (uploads, two runs of one framework) stays apart for
+    # the common deficiencies (protanopia, deuteranopia: ~8% of men).
+    pairs = {scalars.side_colors(a, b) for a in ("torch", "tensorflow", None) for b in ("torch", "tensorflow", None)}
+    assert len(pairs) == 9 - 2 and all(left != right for left, right in pairs)  # (torch, torch) = (tf, tf)'s shape
+    for left, right in pairs:
+        for vision in (None, "protanopia", "deuteranopia"):
+            assert apart(left, right, vision) > 40, (left, right, vision)
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -162,8 +195,8 @@ def curves(n=100_001, x_axis="step"):
     a = np.exp(-step / 20_000) + rng.random(n) * 0.1
     b = np.exp(-step / 25_000) + rng.random(n) * 0.1
     x = step / 100.0 if x_axis in ("epoch", "samples") else None  # what tagmap.to_x would give
-    return [scalars.Curve("PyTorch", 0, "#EE4C2C", step, wall, a, x=x),
-            scalars.Curve("TensorFlow", 1, "#FF8F00", step[:500], wall[:500] + 3, b[:500],
+    return [scalars.Curve("PyTorch", 0, "#D55E00", step, wall, a, x=x),
+            scalars.Curve("TensorFlow", 1, "#0072B2", step[:500], wall[:500] + 3, b[:500],
                          x=None if x is None else x[:500])]
 
 
@@ -205,7 +238,10 @@ def test_mapped_x_is_drawn_zoomed_and_sampled_in_its_own_units():
     fig = scalars.scalar_figure("loss/train", [per_step, per_epoch], x_axis="epoch", overlay=True)
     assert fig.layout.xaxis.title.text == "epoch"
     assert len(fig.data[0].x) <= MAX_POINTS and fig.data[0].x[-1] == pytest.approx(5999 / 3)
-    assert list(fig.data[1].x) == [1.0, 2.0, 3.0] and list(fig.data[1].customdata) == [0, 1, 2]
+    assert list(fig.data[1].x) == [1.0, 2.0, 3.0] and list(fig.data[1].customdata[:, 0]) == [0, 1, 2]
+    # The per-epoch run's hover compares with the per-step run's point at its epoch (x = 3/3), and the
+    # difference is left minus right whichever side is hovered.
+    assert fig.data[1].customdata[0].tolist() == [0, 1.0, np.cos(3 / 500), np.cos(3 / 500) - 0.9]
     fig = scalars.scalar_figure("loss/train", [per_step, per_epoch], x_axis="epoch", step_range=(1.5, 2.0))
     assert list(fig.data[1].x) == [2.0]  # the range is in epochs, for both runs
     assert min(fig.data[0].x) >= 1.5 and max(fig.data[0].x) <= 2.0 and len(fig.data[0].x) == 2
@@ -241,12 +277,12 @@ def test_cached_and_encoded_figures_send_what_plain_ones_send():
     cs = curves(20_000)
     keyed = [scalars.Curve(c.name, c.side, c.color, c.step, c.wall_time, c.value, key=i) for i, c in enumerate(cs)]
     cache = scalars.PreparedCache()
-    for x_axis in ("step", "wall"):
-        plain = sent(scalars.scalar_figure("t", cs, smoothing=0.6, x_axis=x_axis))
-        for _ in range(2):  # computed, then reused
+    for x_axis, difference in (("step", False), ("wall", False), ("step", True), ("relative", True)):
+        plain = sent(scalars.scalar_figure("t", cs, smoothing=0.6, x_axis=x_axis, difference=difference))
+        for _ in range(2):  # computed, then reused (the strip too)
             cache.rotate()
             assert sent(scalars.scalar_figure("t", keyed, smoothing=0.6, x_axis=x_axis, cache=cache,
-                                             encode=True)) == plain
+                                             encode=True, difference=difference)) == plain
     for a in (np.arange(5), np.arange(5) * 10**6, np.arange(5) * 10**12, np.linspace(0, 1, 5),
               np.arange(5, dtype=np.float32), np.array([], np.int64),
               scalars.wall_datetime(np.array([1.7e9, 1.7e9 + 1]))):
@@ -318,10 +354,152 @@ def test_run_stores_read_only_the_shown_folders_and_name_runs_as_the_logdir(tmp_
     mapped = scalars.map_runs(store, tmp_path, [pair], mappings)
     assert scalars.mapped_tags(mapped) == ["loss/train", "lr"]
     curves, cannot = scalars.tag_curves(store, [pair], mapped, "lr", "step", {}, lambda r: r.framework)
-    assert not cannot and [(c.name, c.side, c.color) for c in curves] == [("torch", 0, "#EE4C2C"),
-                                                                          ("tensorflow", 1, "#FF8F00")]
+    assert not cannot and [(c.name, c.side, c.color) for c in curves] == [("torch", 0, "#D55E00"),
+                                                                          ("tensorflow", 1, "#0072B2")]
+    named, _ = scalars.tag_curves(store, [pair], mapped, "lr", "step", {})  # default names: the frameworks
+    assert [c.name for c in named] == ["PyTorch", "TensorFlow"] and {c.pair for c in named} == {0}
     assert len(curves[0].value) == 11 and len(curves[1].value) == 10
     assert scalars.run_starts(store, mapped) == {"a/torch": 1000.0, "a/tensorflow": 1000.0}
     assert scalars.zoom_bounds(store, mapped, ["lr"], "step") == (0, 10)
     assert scalars.zoom_bounds(store, mapped, ["lr"], "step", total_steps=50) == (0, 50)  # a job's total
     assert scalars.zoom_bounds(store, mapped, ["nope"], "step") is None
+
+
+# --- the two sides compared (scalars.compare) and the chart that shows it --------------------------
+def test_nearest_and_common_points():
+    other = np.array([0, 10, 20, 20, 30], dtype=np.int64)  # a repeated step: the last written counts
+    np.testing.assert_array_equal(scalars.nearest(np.array([0, 4, 5, 6, 20, 99, -3]), other),
+                                  [0, 0, 0, 1, 3, 4, 0])  # a tie takes the earlier point
+    assert scalars.nearest(np.array([1, 2]), np.array([])).size == 0
+    li, ri = scalars.common(np.array([30, 0, 5, 20]), other)
+    assert li.tolist() == [0, 1, 3] and ri.tolist() == [4, 0, 3]
+    assert scalars.common(np.array([]), other)[0].size == 0
+    cols = scalars.hover_columns(np.array([10, 15]), np.array([10, 15]), np.array([1.0, np.inf]), 1,
+                                 other, np.array([5.0, 4.0, 3.0, 2.0, 1.0]))
+    assert cols[0].tolist() == [10, 10, 4.0, 3.0]  # right side hovered: left (4) minus right (1)
+    assert cols[1, :3].tolist() == [15, 10, 4.0] and np.isnan(cols[1, 3])  # no infinity in JSON
+    lone = scalars.hover_columns(np.array([3]), np.array([3]), np.array([1.0]), 0, np.array([]), np.array([]))
+    assert lone[0, 0] == 3 and np.isnan(lone[0, 1:]).all()
+
+
+def _pair(root, left: str, right: str, fw=("torch", "tensorflow")):
+    from twinboard import runs
+
+    def run(name, f):
+        return runs.EventRun(name, root / name, f, "local")
+    return runs.make_pair(run(left, fw[0]), run(right, fw[1]))
+
+
+def test_sides_are_named_by_framework_only_within_one_matched_run(tmp_path):
+    from twinboard import runs
+
+    matched = runs.Pair(*_pair(tmp_path, "r1/torch", "r1/tensorflow").runs, "r1")
+    assert scalars.is_matched(matched) and scalars.panel_titles([matched]) == ("PyTorch", "TensorFlow")
+    two_tf = _pair(tmp_path, "r1/tensorflow", "r2/tensorflow", ("tensorflow", "tensorflow"))
+    assert scalars.panel_titles([two_tf]) == ("r1/tensorflow", "r2/tensorflow")
+    across = _pair(tmp_path, "r1/torch", "r2/tensorflow")  # a torch and a tf run, not of one run folder
+    assert not scalars.is_matched(across) and scalars.panel_titles([across]) == ("r1/torch", "r2/tensorflow")
+    other = runs.Pair(*_pair(tmp_path, "r2/torch", "r2/tensorflow").runs, "r2")
+    assert scalars.panel_titles([matched, other]) == ("PyTorch side", "TensorFlow side")
+    assert scalars.panel_titles([two_tf, other]) == ("left side", "right side")
+    assert scalars.curve_name([matched, other], 1, other.left) == "PyTorch · r2"
+    long = _pair(tmp_path, "uploads/" + "x" * 200 + "/validation", "r2/tensorflow", (None, "tensorflow"))
+    title = scalars.panel_titles([long])[0]
+    assert len(title) == 60 and title.startswith("uploads/xx") and title.endswith("x/validation")
+
+
+def test_a_hostile_run_name_is_shown_as_text():
+    step = np.arange(5)
+    evil = '<a href="http://evil">x</a> %{y} & co'
+    cs = [scalars.Curve(evil, 0, "#D55E00", step, 1.7e9 + step, step * 1.0),
+          scalars.Curve("TensorFlow", 1, "#0072B2", step, 1.7e9 + step, step * 2.0)]
+    fig = scalars.scalar_figure("<b>tag</b>", cs, panel_titles=(evil, "TensorFlow"))
+    texts = [fig.layout.title.text, *(a.text for a in fig.layout.annotations),
+             *(t.name for t in fig.data), *(t.hovertemplate for t in fig.data)]
+    assert not any("<a" in t or "%{y} &" in t or "<b>tag" in t for t in texts), texts
+    assert "&lt;a href=&quot;http://evil&quot;&gt;x&lt;/a&gt; &#37;{y} &amp; co" in fig.data[0].name
+
+
+@pytest.mark.parametrize("overlay", [False, True])
+@pytest.mark.parametrize("x_axis", list(scalars.X_AXES))
+def test_difference_strip_lines_up_with_the_panels(overlay, x_axis):
+    import plotly.graph_objects as go
+
+    cs = curves(5000, x_axis)
+    fig = scalars.scalar_figure("loss/train", cs, smoothing=0.6, x_axis=x_axis, overlay=overlay, difference=True)
+    go.Figure(fig.to_dict())  # valid plotly, every attribute checked
+    strips = [t for t in fig.data if t.name == "difference"]
+    assert [t.xaxis for t in strips] == (["x3"] if overlay else ["x3", "x4"])
+    left, right = (scalars.prepare(c, 0.6, x_axis) for c in cs)
+    expected = left.full_y[:500] - right.full_y  # the steps both logged: TensorFlow's first 500
+    np.testing.assert_allclose(strips[0].y, expected)
+    np.testing.assert_array_equal(strips[0].customdata, np.arange(500))
+    if x_axis in ("relative", "wall") and not overlay:  # each strip on its own panel's clock
+        assert (strips[0].x[0] != strips[1].x[0]) == (x_axis == "wall")  # relative: both start at 0
+    layout = fig.layout
+    assert layout.xaxis3.matches == "x" and layout.yaxis3.domain[1] < layout.yaxis.domain[0]
+    assert layout.yaxis3.range[0] <= expected.min() and layout.yaxis3.range[1] >= max(expected.max(), 0)
+    assert not layout.xaxis.title.text and layout.xaxis3.title.text == scalars.X_AXES[x_axis]
+    none_common = [cs[0], scalars.Curve("TensorFlow", 1, "#0072B2", np.array([10**6]), np.array([2e9]),
+                                        np.array([1.0]), x=np.array([1e4]))]
+    fig = scalars.scalar_figure("t", none_common, x_axis=x_axis, overlay=overlay, difference=True)
+    assert any("no steps logged by both sides" in a.text for a in fig.layout.annotations)
+
+
+def test_layout_keeps_title_note_panels_and_legend_apart():
+    fig = scalars.scalar_figure("loss/train", curves(), smoothing=0.6, x_axis="wall", overlay=True)
+    layout = fig.layout
+    # The title (with its note) and the legend sit in the figure's own coordinates, where plotly
+    # reserves their room: the axis' two-line date labels and its title go above the legend.
+    assert (layout.title.yref, layout.title.yanchor, layout.legend.yref, layout.legend.yanchor) == \
+        ("container", "top", "container", "bottom")
+    assert layout.xaxis.automargin and layout.margin.t >= 30 + 26  # title and note rows
+    side = scalars.scalar_figure("loss/train", curves(), smoothing=0.6).layout
+    assert side.margin.t >= 30 + 26 + 26  # and the panel titles, above the plot area (yanchor bottom)
+    assert all(a.yanchor == "bottom" and a.y == 1.0 for a in side.annotations)
+    assert side.dragmode == "select" and side.selectdirection == "h" and side.hovermode == "x unified"
+
+
+def test_an_empty_zoom_says_so_in_each_empty_panel():
+    cs = curves(1000)  # TensorFlow stops at step 499
+    fig = scalars.scalar_figure("t", cs, step_range=(600, 700))
+    notes = [a for a in fig.layout.annotations if a.yanchor != "bottom"]
+    assert [a.text for a in notes] == ["no points between step 600 and 700"] and notes[0].x > 0.5
+    assert "Δ" not in fig.data[0].hovertemplate and fig.data[0].customdata.ndim == 1  # nothing to compare
+    fig = scalars.scalar_figure("t", cs, step_range=(2000.5, 3000.25), overlay=True)
+    assert [a.text for a in fig.layout.annotations] == ["no points between step 2,000.5 and 3,000.25"]
+    fig = scalars.scalar_figure("t", cs[:1])  # a tag only one side logged
+    assert [a.text for a in fig.layout.annotations if a.yanchor != "bottom"] == ["t is not logged on this side"]
+
+
+def test_a_dragged_box_becomes_a_zoom_range():
+    cs = curves(1000)
+    box = {"xref": "x", "yref": "y", "x": [250.4, 120.2], "y": [0, 1]}
+    assert scalars.box_range(box, "step", cs, (0, 999)) == (121, 250)  # sorted, inward to whole steps
+    assert scalars.box_range({**box, "x": [-50, 5000]}, "step", cs, (0, 999)) == (0, 999)  # clamped
+    assert scalars.box_range({**box, "x": [3.2, 3.7]}, "step", cs, (0, 999)) is None  # no whole step inside
+    assert scalars.box_range({**box, "x": [1.25, 2.5]}, "epoch", cs, (0.0, 9.99)) == (1.25, 2.5)
+    # Time axes: the steps of the box's side inside it (TensorFlow's clock runs 3 s behind PyTorch's).
+    assert scalars.box_range({**box, "x": [1.0, 2.0]}, "relative", cs, (0, 999)) == (100, 200)
+    right = scalars.box_range({**box, "xref": "x2", "x": [1.0, 2.0]}, "relative", cs, (0, 999))
+    assert right == (100, 200)  # relative to its own start
+    wall = {**box, "x": ["2023-11-14 22:13:21", "2023-11-14 22:13:22.5"]}  # 1.7e9 s = 22:13:20 UTC
+    assert scalars.box_range(wall, "wall", cs, (0, 999)) == (100, 250)
+    assert scalars.box_range({**wall, "xref": "x2"}, "wall", cs, (0, 999)) is None  # TF had not started
+    with pytest.raises(ValueError, match="axis 'x2': not a panel"):  # overlay has one panel
+        scalars.box_range({**wall, "xref": "x2"}, "wall", cs, (0, 999), overlay=True)
+    assert scalars.box_range({**wall, "xref": "x"}, "wall", cs, (0, 999), overlay=True) == (100, 250)
+    for bad, why in [({"x": [1]}, r"\[1\]: expected \[start, end\]"), ({**box, "x": [1, "soon"]}, "'soon' is not"),
+                     ({**box, "x": [1, "9" * 99]}, "is not a number"), ({**box, "xref": "x9"}, "axis 'x9'"),
+                     ({**box, "x": [1, float("nan")]}, "nan is not a finite"), ("box", "None")]:
+        with pytest.raises(ValueError, match=why):
+            scalars.box_range(bad, "step", cs, (0, 999))
+    with pytest.raises(ValueError, match="'2023-13-45' is not a date"):
+        scalars.box_range({**box, "x": ["2023-13-45", "2024-01-01"]}, "wall", cs, (0, 999))
+
+
+def test_typed_customdata_is_sent_as_plotly_sends_it():
+    from _plotly_utils.utils import to_typed_array_spec
+
+    cols = scalars.hover_columns(np.arange(4), np.arange(4), np.ones(4), 0, np.arange(4), np.zeros(4))
+    assert scalars.typed_array(cols) == to_typed_array_spec(cols) and "shape" in scalars.typed_array(cols)

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from google.protobuf import text_format
 from tensorboard.plugins.projector import projector_config_pb2
@@ -269,6 +270,22 @@ def test_similarity_by_step(tmp_path):
     assert frame["step"].tolist() == [1, 2] and frame["n"].tolist() == [60, 60]
     assert frame["cka"].iloc[0] < 0.5 and abs(frame["cka"].iloc[1] - 1) < 1e-5
     assert frame["knn_overlap"].iloc[1] == 1.0
+
+
+def test_similarity_view_one_step_is_numbers_not_a_chart():
+    one = pd.DataFrame({"tag": ["hidden"], "step": [6600], "n": [256], "cka": [0.91], "knn_overlap": [0.62]})
+    view = embeddings.similarity_view(one, 6600)
+    assert (view.step, view.cka, view.knn_overlap, view.chart) == (6600, 0.91, 0.62, False)
+    assert "Only step 6,600" in view.note and "`embedding_steps`" in view.note
+    assert "--embedding-steps 100 200" in view.note and "Launch form" in view.note
+    # The step picked on the page is one only one side exported: the one compared step's numbers all the same.
+    assert embeddings.similarity_view(one, 10).step == 6600
+    two = pd.concat([one, one.assign(step=100)], ignore_index=True)
+    view = embeddings.similarity_view(two, 100)
+    assert view.chart and view.note is None and view.step == 100
+    assert embeddings.similarity_view(two, 7).step is None  # not compared at that step: no numbers
+    none = embeddings.similarity_view(one.iloc[0:0], None)
+    assert none.step is None and not none.chart and "No step was exported on both sides" in none.note
 
 
 # --- the real trainers ----------------------------------------------------------------------------

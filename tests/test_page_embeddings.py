@@ -18,7 +18,7 @@ HEADER = ["label", "prediction", "correct"]
 N = 30
 
 
-def _write_run(logdir: Path, name: str = "20260101-000000-digits-mlp-sgd") -> None:
+def _write_run(logdir: Path, name: str = "20260101-000000-digits-mlp-sgd", steps=(5, 10)) -> None:
     rng = np.random.default_rng(0)
     labels = np.arange(N) % 10
     images = rng.uniform(size=(N, 8, 8)).astype(np.float32)
@@ -28,7 +28,7 @@ def _write_run(logdir: Path, name: str = "20260101-000000-digits-mlp-sgd") -> No
         folder = logdir / name / fw
         folder.mkdir(parents=True)
         (folder / "events.out.tfevents.0.test").write_bytes(b"")  # makes it an event run for the picker
-        for step in (5, 10):
+        for step in steps:
             preds = np.where(np.arange(N) % 7 == 0, (labels + 1) % 10, labels)
             rows = [[str(a), str(b), "yes" if a == b else "no"] for a, b in zip(labels, preds)]
             export_embedding.write(folder, fw, step, feats * step, rows, HEADER, images)
@@ -69,6 +69,24 @@ def test_renders_both_projections_and_the_similarity_chart(app):
     assert "Procrustes" not in " ".join(c.value for c in app.caption)
     assert any("correlation" in c.value for c in app.caption)
     assert [m.value for m in app.metric] == ["1.000", "1.000"]
+    assert not app.info  # two steps: a chart, no note
+
+
+def test_one_exported_step_shows_numbers_and_how_to_export_more(tmp_path, monkeypatch):
+    # Runs launched without embedding_steps export the final step only (here 6,600): one point is no
+    # curve (plotly would draw it with ticks at 6,599.5 and 6,600.5), so the numbers stand alone.
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(tmp_path))
+    _write_run(tmp_path, steps=(6600,))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    charts = _charts(at)
+    assert len(charts) == 2 and all("PCA" in c["layout"]["title"]["text"] for c in charts)  # no similarity chart
+    assert {m.label: m.value for m in at.metric} == {"Linear CKA at step 6,600": "1.000",
+                                                     "10-NN overlap at step 6,600": "1.000"}
+    note = " ".join(i.value for i in at.info)
+    assert "Only step 6,600 was exported" in note and "`embedding_steps`" in note
+    assert "--embedding-steps 100 200" in note and "embedding steps" in note
 
 
 def test_switches_pca_3d_and_tsne_and_highlights(app):

@@ -1,9 +1,10 @@
 """AppTest of the Parity page on real matched pairs, trained by the real trainers.
 
-One module fixture trains two tiny pairs (30 steps, every step logged) with the trainers' own
-main(): one process per framework, both at once, each training both specs in turn (one framework
-import per process instead of two, on a 2-core box). `shared64`: init=shared, float64, SGD with
-momentum; `native`: init=native, float32, Adam, each framework with its own defaults.
+One module fixture trains three tiny pairs (30 steps, every step logged) with the trainers' own
+main(): one process per framework, both at once, each training every spec in turn (one framework
+import per process instead of three, on a 2-core box). `shared64`: init=shared, float64, SGD with
+momentum; `native`: init=native, float32, Adam, each framework with its own defaults; `cnn`: the
+CNN, matched (init=shared, float32), NCHW in torch and NHWC in Keras.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from twinboard.contract import RunSpec
-from twinboard import events, runs
+from twinboard import events, parity, runs
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60  # s per AppTest run on a busy 2-core box
@@ -28,6 +29,7 @@ SPECS = {
                         init="shared", dtype="float64"),
     "native": RunSpec(steps=STEPS, log_every=1, histogram_every=STEPS, embedding_samples=16,
                       init="native", optimizer="adam", lr=0.003),
+    "cnn": RunSpec(model="cnn", steps=STEPS, log_every=1, histogram_every=STEPS, embedding_samples=16),
 }
 
 
@@ -77,6 +79,12 @@ def settings_table(at: AppTest):
     return next(d.value for d in at.dataframe if "setting" in d.value.columns).set_index("setting")
 
 
+def slider(at: AppTest, which: str, precision: str) -> float:
+    """The tolerance a slider is set to (the sliders hold positions in parity.RTOLS / ATOLS)."""
+    stops = parity.RTOLS if which == "rtol" else parity.ATOLS
+    return stops[at.select_slider(key=f"parity_{which}_{precision}").value]
+
+
 def open_pair(name: str) -> AppTest:
     at = page().run()
     assert not at.exception
@@ -93,12 +101,16 @@ def test_shared_float64_pair_agrees_to_the_last_bits(logdir):
     assert any("`loss/train_fp64`: float64" in t for t in texts(at, "caption"))
     m = metrics(at)
     assert m["Steps compared"] == str(STEPS)
-    assert m["First step beyond tolerance"] == "none"  # default tolerance 1e-10 in float64
+    assert m["Curves part at step"] == "none"  # default tolerance 1e-10 in float64
     max_rel = float(m["Max relative difference"])
     print(f"shared float64 SGD-momentum pair: max rel diff of loss/train_fp64 over {STEPS} steps {max_rel:.3g}")
     assert max_rel < 1e-12
     assert len(at.get("plotly_chart")) == 2  # the two curves and their difference
-    assert any("Within 1e-10" in t for t in texts(at, "success"))
+    assert slider(at, "rtol", "float64") == 1e-10  # float64's defaults
+    assert slider(at, "atol", "float64") == 1e-12
+    verdict = " ".join(texts(at, "success"))
+    assert verdict.startswith("**Matched, within tolerance.** The two models are built the same")
+    assert f"agree within tolerance at all {STEPS} compared steps" in verdict and "rtol 1e-10, atol 1e-12" in verdict
     table = settings_table(at)
     assert {"PyTorch", "TensorFlow", "differs"} <= set(table.columns)
     for key in ("init", "init_sha256", "dtype", "seed", "optimizer.lr", "optimizer.momentum",
@@ -140,11 +152,12 @@ def test_native_pair_parts_and_the_settings_name_the_defaults(logdir):
     assert at.selectbox(key="parity_tag").value == "loss/train"  # float32: no fp64 tag
     assert any("cannot show" in t and "1e-7" in t for t in texts(at, "caption"))
     m = metrics(at)
-    first = m["First step beyond tolerance"]
+    first = m["Curves part at step"]
     assert first != "none" and int(first.replace(",", "")) <= 5
     print(f"native Adam float32 pair: parts at step {first}, max rel diff {m['Max relative difference']}")
     warning = " ".join(texts(at, "warning"))
-    assert f"part at step **{first}**" in warning and "`init`" in warning
+    assert warning.startswith("**Matched models, different numerics.**")
+    assert f"part at step **{first}**" in warning and "Settings that change the numbers differ: `init`" in warning
     assert len(at.get("plotly_chart")) == 2
     table = settings_table(at)
     flagged = set(table.index[table["differs"]])
@@ -159,11 +172,35 @@ def test_native_pair_parts_and_the_settings_name_the_defaults(logdir):
     # Only the differing settings, on request.
     at.toggle(key="parity_only_diff").set_value(True).run()
     assert settings_table(at)["differs"].all() and set(settings_table(at).index) == flagged
-    # A tolerance above every difference: no parting.
-    at.select_slider(key="parity_tol_float32").set_value(1e-1).run()
-    assert not at.exception
-    max_rel = float(metrics(at)["Max relative difference"])
-    assert (metrics(at)["First step beyond tolerance"] == "none") == (max_rel <= 1e-1)
+    # Both tolerances are the visitor's; the verdict and the first parting step follow the rule.
+    assert slider(at, "rtol", "float32") == 1e-5 and slider(at, "atol", "float32") == 1e-5
+    for rtol, atol in ((1e-1, 0.0), (1e-15, 1e-1), (1e-1, 1e-1)):
+        at.select_slider(key="parity_rtol_float32").set_value(parity.RTOLS.index(rtol))
+        at.select_slider(key="parity_atol_float32").set_value(parity.ATOLS.index(atol)).run()
+        assert not at.exception
+        m = metrics(at)
+        worst, max_abs = float(m["Worst step / tolerance"]), float(m["Max absolute difference"])
+        assert (m["Curves part at step"] == "none") == (worst <= 1), (rtol, atol, m)
+        if rtol == 1e-15:  # atol all but alone decides: the worst step is the largest absolute difference
+            assert worst == pytest.approx(max_abs / atol, rel=1e-2), m
+
+
+# --- a matched CNN: NCHW against NHWC is the same model -------------------------------------------
+def test_matched_cnn_is_built_the_same_and_passes(logdir):
+    at = open_pair("cnn")
+    assert not at.error and not at.exception
+    shown = " ".join(texts(at, "success") + texts(at, "warning") + texts(at, "info") + texts(at, "markdown"))
+    assert "not the same run" not in shown and "not built the same" not in shown
+    verdict = " ".join(texts(at, "success"))
+    assert verdict.startswith("**Matched, within tolerance.** The two models are built the same")
+    assert "NCHW against NHWC" in verdict and "No setting that changes the numbers differs" in verdict
+    assert metrics(at)["Curves part at step"] == "none"
+    table = settings_table(at)
+    assert table.loc["layers.conv1.output_shape", "effect"] == "layout only"
+    assert table.loc["layers.conv1.output_shape", ["PyTorch", "TensorFlow"]].tolist() == \
+        ["[null, 16, 8, 8]", "[null, 8, 8, 16]"]
+    assert not table.loc[[k for k in table.index if k.endswith(".params")] + ["total_params"], "differs"].any()
+    assert any("In layout only" in t and "`layers.conv1.output_shape`" in t for t in texts(at, "caption"))
 
 
 def test_final_metrics_and_speed_side_by_side(logdir):
@@ -193,6 +230,8 @@ def test_uploaded_pair_without_settings_still_gets_its_curves(logdir, tmp_path, 
     assert metrics(at)["Steps compared"] == str(STEPS)
     assert len(at.get("plotly_chart")) == 2
     assert any("Settings unknown" in t for t in texts(at, "info"))
+    verdict = " ".join(texts(at, "success") + texts(at, "warning"))
+    assert "Settings unknown for both sides, so only the curves are compared" in verdict and "Matched" not in verdict
     assert not any("setting" in d.value.columns for d in at.dataframe)
 
 
@@ -203,7 +242,7 @@ def test_the_same_run_on_both_sides(logdir):
     at.selectbox(key="parity_right").set_value("native/torch").run()
     assert not at.exception
     m = metrics(at)
-    assert m["Max relative difference"] == "0" and m["First step beyond tolerance"] == "none"
+    assert m["Max relative difference"] == "0" and m["Curves part at step"] == "none"
     assert not settings_table(at)["differs"].any()
 
 

@@ -1,6 +1,7 @@
 """AppTest for the Upload page: import through st.file_uploader (AppTest supports it in this
-Streamlit), a refusal shown as an error that changed nothing, rename, delete with confirmation,
-the mapping editor, and the export buttons."""
+Streamlit), a refusal that lists every bad file and changed nothing, rename and delete (with
+confirmation) moving every control along, names from uploads shown as text, the mapping editor,
+and the export buttons."""
 from __future__ import annotations
 
 import io
@@ -12,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.test_uploads import EV, event_bytes, snapshot, zip_link
 from twinboard import tagmap
+from twinboard.text import md
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 30
@@ -21,16 +23,23 @@ def page() -> AppTest:
     return AppTest.from_file(str(ROOT / "pages" / "upload.py"), default_timeout=TIMEOUT)
 
 
-def keras_zip() -> bytes:
+def keras_zip(*folders: str) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr(f"train/{EV}", event_bytes(3, "epoch_loss"))
-        z.writestr(f"validation/{EV}", event_bytes(3, "epoch_loss"))
+        for folder in folders or ("train", "validation"):
+            z.writestr(f"{folder}/{EV}", event_bytes(3, "epoch_loss"))
     return buf.getvalue()
 
 
 def texts(at: AppTest, kind: str) -> str:
     return "\n".join(str(e.value) for e in at.get(kind))
+
+
+def uploader(at: AppTest):
+    """The uploader now on the page (its key changes after each import, which empties it)."""
+    found = [u for u in at.get("file_uploader") if u.key and u.key.startswith("upload_files_")]
+    assert len(found) == 1, [u.key for u in at.get("file_uploader")]
+    return found[0]
 
 
 @pytest.fixture
@@ -40,7 +49,7 @@ def logdir(tmp_path, monkeypatch) -> Path:
 
 
 def upload(at: AppTest, files: list[tuple[str, bytes]], name: str = "") -> AppTest:
-    at.file_uploader(key="upload_files").set_value([(n, d, "application/octet-stream") for n, d in files])
+    uploader(at).set_value([(n, d, "application/octet-stream") for n, d in files])
     at.run()
     at.text_input(key="upload_name").set_value(name)
     at.button(key="upload_import").click()
@@ -51,50 +60,134 @@ def test_empty_logdir_renders(logdir):
     at = page().run()
     assert not at.exception
     assert at.title[0].value == "Upload"
-    uploader = at.file_uploader(key="upload_files")
-    assert uploader.accept_multiple_files
+    assert uploader(at).accept_multiple_files
     assert at.button(key="upload_import").disabled  # nothing chosen yet
     assert "No uploads yet." in texts(at, "info")
 
 
-def test_upload_through_the_page_then_rename_delete(logdir):
-    at = upload(page().run(), [("keras-run.zip", keras_zip())])
-    assert not at.exception and not at.error, texts(at, "error")
-    assert "Imported **keras-run**" in texts(at, "success")
-    assert (logdir / "uploads" / "keras-run" / "train" / EV).is_file()
-    assert at.selectbox(key="upload_selected").value == "keras-run"
+def test_the_page_states_the_importers_caps(logdir, monkeypatch):
+    """The page's own text and the uploader's per-file limit come from the importer's caps."""
+    at = page().run()
+    assert "Up to 1 GiB uncompressed per upload" in texts(at, "caption")
+    assert "200MB" not in texts(at, "caption") + texts(at, "markdown")
+    monkeypatch.setenv("TWINBOARD_UPLOAD_MAX_BYTES", str(50 << 20))
+    at = page().run()
+    assert "Up to 50 MiB uncompressed per upload" in texts(at, "caption")
+    assert uploader(at).proto.max_upload_size_mb == 50
+    monkeypatch.setenv("TWINBOARD_UPLOAD_MAX_BYTES", "lots")
+    at = page().run()
+    assert not at.exception and "TWINBOARD\\_UPLOAD\\_MAX\\_BYTES" in texts(at, "error")
 
-    at.text_input(key="upload_new_name").set_value("bob")
+
+def test_import_empties_the_uploader_and_selects_the_upload(logdir):
+    at = upload(page().run(), [("keras-run.zip", keras_zip())], name="first")
+    assert not at.exception and not at.error, texts(at, "error")
+    assert "Imported **first**" in texts(at, "success")
+    assert (logdir / "uploads" / "first" / "train" / EV).is_file()
+    assert uploader(at).value == [] and at.button(key="upload_import").disabled  # the uploader is empty
+    assert at.text_input(key="upload_name").value == ""
+    assert at.selectbox(key="upload_selected").value == "first"
+    at = upload(at, [("keras-run.zip", keras_zip())], name="second")  # the new uploader takes files
+    assert "Imported **second**" in texts(at, "success")
+    assert at.selectbox(key="upload_selected").value == "second"
+    at.run()  # the notice was for the run after the import, not for ever
+    assert "Imported" not in texts(at, "success")
+
+
+def test_rename_moves_every_control_along(logdir):
+    at = upload(page().run(), [("a.zip", keras_zip())], name="alpha")
+    at = upload(at, [("b.zip", keras_zip())], name="beta")
+    at.selectbox(key="upload_selected").set_value("alpha")
+    at.run()
+    at.multiselect(key="export_runs").set_value(["uploads/alpha/train", "uploads/beta/train"])
+    at.run()
+    at.text_input(key="upload_new_name").set_value("gamma")
     at.run()
     at.button(key="upload_rename").click()
     at.run()
-    assert not at.exception
-    assert [p.name for p in (logdir / "uploads").iterdir()] == ["bob"]
-    assert at.selectbox(key="upload_selected").value == "bob"
+    assert not at.exception and not at.error, texts(at, "error")
+    assert sorted(p.name for p in (logdir / "uploads").iterdir()) == ["beta", "gamma"]
+    assert "Renamed **alpha** to **gamma**." in texts(at, "success")
+    assert at.selectbox(key="upload_selected").value == "gamma"  # not the first in the list
+    assert at.text_input(key="upload_new_name").value == ""
+    assert [e.label for e in at.expander] == ["Tag mapping and x axis for **gamma**"]
+    assert at.number_input(key="upload_map_gamma_spe") is not None  # the panel is gamma's
+    assert at.multiselect(key="export_runs").value == ["uploads/gamma/train", "uploads/beta/train"]
+    at.number_input(key="upload_map_gamma_bs").set_value(4)
+    at.button(key="upload_map_gamma_save").click()
+    at.run()
+    assert tagmap.load(logdir / "uploads" / "gamma").batch_size == 4  # saved into the renamed folder
 
+
+def test_a_refused_rename_says_why_and_moves_nothing(logdir):
+    at = upload(page().run(), [("a.zip", keras_zip())], name="alpha")
+    at = upload(at, [("b.zip", keras_zip())], name="beta")
+    at.text_input(key="upload_new_name").set_value("alpha")  # beta is selected; alpha is taken
+    at.run()
+    at.button(key="upload_rename").click()
+    at.run()
+    assert "Not renamed" in texts(at, "error") and "already exists" in texts(at, "error")
+    assert at.selectbox(key="upload_selected").value == "beta"
+    assert sorted(p.name for p in (logdir / "uploads").iterdir()) == ["alpha", "beta"]
+
+
+def test_delete_asks_first_then_moves_every_control_along(logdir):
+    at = upload(page().run(), [("a.zip", keras_zip())], name="alpha")
+    at = upload(at, [("b.zip", keras_zip())], name="beta")
+    at.selectbox(key="upload_selected").set_value("alpha")
+    at.run()
+    at.multiselect(key="export_runs").set_value(["uploads/alpha/train", "uploads/beta/validation"])
+    at.run()
     at.button(key="upload_delete").click()
     at.run()
-    assert "Delete **bob**" in texts(at, "warning")
-    at.button(key="upload_delete_no").click()  # cancel: nothing removed
+    assert "Delete **alpha**" in texts(at, "warning")
+    assert (logdir / "uploads" / "alpha").is_dir()  # asked, not done
+    at.button(key="upload_delete_no").click()
     at.run()
-    assert (logdir / "uploads" / "bob").is_dir()
+    assert (logdir / "uploads" / "alpha").is_dir() and "Delete **alpha**" not in texts(at, "warning")
     at.button(key="upload_delete").click()
     at.run()
     at.button(key="upload_delete_yes").click()
     at.run()
-    assert not at.exception
-    assert not (logdir / "uploads" / "bob").exists()
-    assert "No uploads yet." in texts(at, "info")
+    assert not at.exception and not at.error, texts(at, "error")
+    assert not (logdir / "uploads" / "alpha").exists()
+    assert "Deleted **alpha**." in texts(at, "success")
+    assert at.selectbox(key="upload_selected").value == "beta"
+    assert [e.label for e in at.expander] == ["Tag mapping and x axis for **beta**"]
+    assert at.multiselect(key="export_runs").value == ["uploads/beta/validation"]
+    at.button(key="upload_delete").click()
+    at.run()
+    at.button(key="upload_delete_yes").click()
+    at.run()
+    assert not at.exception and "No uploads yet." in texts(at, "info")
 
 
-def test_refused_upload_shows_the_entry_and_changes_nothing(logdir):
+def test_refused_upload_lists_every_bad_file_and_changes_nothing(logdir):
     at = upload(page().run(), [("keras-run.zip", keras_zip())])
     before = snapshot(logdir)
-    at = upload(at, [("evil.zip", zip_link("run/link", b"/etc/passwd"))], name="evil")
-    assert "run/link" in texts(at, "error") and "symbolic link" in texts(at, "error")
+    bad = [("good.zip", keras_zip()), ("evil.zip", zip_link("run/link", b"/etc/passwd")),
+           ("notes.txt", b"hello"), (EV, b"not an event file at all"), ("also-good.zip", keras_zip("x"))]
+    at = upload(at, bad, name="evil")
+    error = texts(at, "error")
+    assert "Upload refused, nothing was changed. 3 problem(s)" in error
+    assert md("evil.zip:run/link") in error and "symbolic link" in error
+    assert md("notes.txt") in error and "not an event file" in error
+    assert md(EV) in error and "not a valid event file" in error
+    assert "good.zip" not in error.replace("also-good", "")
+    assert uploader(at).value  # refused: the files stay, to be fixed and tried again
     at = upload(at, [("again.zip", keras_zip())], name="keras-run")
-    assert "already exists" in texts(at, "error")
+    assert "1 problem(s)" in texts(at, "error") and "already exists" in texts(at, "error")
     assert snapshot(logdir) == before
+
+
+def test_names_from_an_upload_are_shown_as_text(logdir):
+    hostile = ["[x](http:evil)", "![i](http:evil.png)", "<img src=x onerror=alert(1)>"]
+    at = upload(page().run(), [("h.zip", keras_zip(*hostile))], name="h")
+    assert not at.exception and not at.error, texts(at, "error")
+    success = texts(at, "success")
+    for name in sorted(hostile):
+        assert md(name) in success
+    assert "](" not in success.replace("\\](", "") and "<img" not in success.replace("\\<img", "")
 
 
 def test_mapping_editor_saves_factors_and_previews(logdir):

@@ -19,7 +19,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from twinboard import runs
-from twinboard.contract import frame
+from pages.common import CHOICE_KEY, PICKED_KEY
+from twinboard.contract import RunSpec, frame
 
 ROOT = Path(__file__).resolve().parents[1]
 STUB = ROOT / "tests" / "stub_trainer.py"
@@ -43,10 +44,16 @@ def markdown(at: AppTest) -> str:
 def launch_logdir(tmp_path, monkeypatch):
     monkeypatch.setenv("TWINBOARD_LOGDIR", str(tmp_path))
     monkeypatch.setenv("TWINBOARD_TRAINER_CMD", f"{{python}} {STUB} {{spec}} {{framework}}")
+    monkeypatch.setenv("TWINBOARD_PASS_ENV", "STUB_")  # the stub's modes reach it through the queue
     yield tmp_path
-    for run in runs.list_runs(tmp_path):  # teardown: no stub outlives its test
-        if run.state in ("queued", "running"):
-            runs.stop(run.run_id, logdir=tmp_path, grace=1.0)
+    from tests.stub_trainer import kill_spawned
+
+    try:
+        for run in runs.list_runs(tmp_path):  # teardown: no stub outlives its test
+            if run.state in ("queued", "running"):
+                runs.stop(run.run_id, logdir=tmp_path, grace=1.0)
+    finally:
+        kill_spawned(tmp_path)  # and whatever a stop left behind
 
 
 def test_launch_page_empty_logdir_renders_the_form(launch_logdir):
@@ -74,19 +81,19 @@ def test_launch_page_adam_shows_its_settings(launch_logdir):
     assert not at.exception
 
 
-@pytest.mark.parametrize("key, value, field", [
-    ("launch_batch_size", 0, "batch_size"),
-    ("launch_lr", 0.0, "lr"),
-    ("launch_hidden", "64, x", "hidden"),
+@pytest.mark.parametrize("key, value, said", [
+    ("launch_batch_size", 0, "batch size: must be >= 1"),
+    ("launch_lr", 0.0, "learning rate: must be in (0, 10)"),
+    ("launch_hidden", "64, x", "hidden sizes: must be comma-separated whole numbers"),
+    ("launch_epochs", 0, "epochs: epochs and steps cannot both be 0"),
 ])
-def test_launch_page_bad_value_names_the_field(launch_logdir, key, value, field):
+def test_launch_page_bad_value_names_the_field_as_the_form_does(launch_logdir, key, value, said):
     at = page("launch").run()
     widget = at.text_input(key=key) if key == "launch_hidden" else at.number_input(key=key)
     widget.set_value(value)
     at.button(key="launch_start").click().run()
     assert not at.exception
-    errors = texts(at, "error")
-    assert len(errors) == 1 and f"RunSpec.{field}=" in errors[0], errors
+    assert texts(at, "error") == [f"Not started: {said}"]  # the form's label, not "RunSpec.hidden=..."
     assert runs.list_runs(launch_logdir) == []  # nothing was started
 
 
@@ -132,7 +139,6 @@ def test_launch_page_starts_a_run_and_lists_states(launch_logdir, monkeypatch):
 
 
 def test_launch_page_lists_finished_runs_newest_first(launch_logdir, monkeypatch):
-    from twinboard.contract import RunSpec
     monkeypatch.setenv("STUB_MODE", "succeed")
     for name in ("first", "second"):
         assert isinstance(runs.launch(RunSpec(steps=3), launch_logdir, name=name), runs.Launched)
@@ -154,7 +160,6 @@ def _pair(root: Path, group: str) -> runs.Pair:
 
 def test_a_pair_is_live_while_a_job_runs_or_a_hand_started_trainer_reports(launch_logdir, monkeypatch):
     """What every page asks before it refreshes itself (runs.pair_is_live)."""
-    from twinboard.contract import RunSpec
 
     hand = _pair(launch_logdir, "by-hand")  # no launcher run: a trainer started by hand, or copied in
     assert not runs.pair_is_live(hand, launch_logdir)
@@ -199,7 +204,9 @@ for run, n in RUNS.items():
         for tag, v in values(step, n, 0.0).items():
             w.add_scalar(tag, v, step, walltime=T0 + step * 0.05)
         if step % 20 == 0:
-            w.add_scalar("loss/val", values(step, n, 1.0)["loss/train"], step, walltime=T0 + step * 0.05)
+            val = values(step, n, 1.0)
+            w.add_scalar("loss/val", val["loss/train"], step, walltime=T0 + step * 0.05)
+            w.add_scalar("accuracy/val", val["accuracy/train"], step, walltime=T0 + step * 0.05)
     w.close()
 
 import tensorflow as tf
@@ -224,6 +231,7 @@ def write(n, shift):  # run as a graph (below): eager tf.summary calls cost ~1 m
         scalar("perf/step_ms", 3 + tf.cos(x + shift), step)
         if step % 20 == 0:
             scalar("loss/val", loss + 0.01, step)
+            scalar("accuracy/val", 1 - (loss + 0.01) / 2.5, step)
 
 
 for run, n in RUNS.items():
@@ -232,7 +240,7 @@ for run, n in RUNS.items():
         tf.function(write)(tf.constant(n), tf.constant(0.5))  # a graph per writer: it captures it
     w.close()
 '''
-SCALAR_TAGS = ["accuracy/train", "loss/train", "loss/val", "lr", "perf/step_ms"]
+SCALAR_TAGS = ["accuracy/train", "accuracy/val", "loss/train", "loss/val", "lr", "perf/step_ms"]
 BIG, SMALL = "20260101-000000-digits-mlp-sgd", "20260102-000000-digits-mlp-adam"
 
 
@@ -285,8 +293,9 @@ def test_scalars_page_draws_every_tag_side_by_side(scalars):
     for fig in figs:
         assert fig["layout"]["yaxis"]["range"] == fig["layout"]["yaxis2"]["range"]  # shared y
         colours = {t["line"]["color"] for t in fig["data"]}
-        assert colours == {"#EE4C2C", "#FF8F00"}
-    assert [e.label for e in at.expander][:2] == ["**loss** · 2", "**accuracy** · 1"]
+        from twinboard.scalars import FRAMEWORK_COLORS
+        assert colours == {FRAMEWORK_COLORS["torch"], FRAMEWORK_COLORS["tensorflow"]}
+    assert [e.label for e in at.expander][:2] == ["**loss** · 2", "**accuracy** · 2"]
 
 
 def test_scalars_page_samples_long_series_and_zooms(scalars):
@@ -367,7 +376,6 @@ def test_scalars_page_reports_a_corrupt_file_and_keeps_going(event_logdir, tmp_p
 def test_a_page_opened_before_the_first_events_waits_for_them(launch_logdir, monkeypatch):
     """Right after Start, the trainers are still importing: no event file yet. The page must say a
     run is starting (and rerun by itself) instead of a bare 'No runs yet' that needs a reload."""
-    from twinboard.contract import RunSpec
 
     monkeypatch.setenv("STUB_MODE", "sleep")  # the stub writes status.json but no event file
     run = runs.launch(RunSpec(steps=5))
@@ -379,3 +387,265 @@ def test_a_page_opened_before_the_first_events_waits_for_them(launch_logdir, mon
         assert any(run.run_id in c.value and "Starting" in c.value for c in at.sidebar.caption)
     finally:
         runs.stop(run.run_id, grace=1.0)
+
+
+# --- Run cards: final metrics, links to the views, launch again, delete --------------------------
+def app() -> AppTest:
+    """The whole app (app.py's navigation): what page links and switching pages need."""
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def stub_run(root: Path, name: str, **spec) -> str:
+    """A finished launcher run (tests/stub_trainer.py for both sides: status files, no event files).
+    Under STUB_MODE=gate it is let through at once, while a run launched without it stays running."""
+    out = runs.launch(RunSpec(**spec), root, name=name)
+    assert isinstance(out, runs.Launched), out
+    for fw in runs.FRAMEWORKS:
+        (root / name / f"{fw}.release").touch()
+    outcomes = runs.wait(name, timeout=60, logdir=root)
+    assert all(isinstance(o, runs.Finished) for o in outcomes.values()), outcomes
+    return name
+
+
+def give_events(root: Path, run_id: str, source: Path) -> None:
+    """Put real writers' event files (a pair of the event_logdir) where the run's trainers write theirs."""
+    import shutil
+
+    for fw in runs.FRAMEWORKS:
+        for f in (source / fw).glob("events.out.tfevents.*"):
+            shutil.copy2(f, root / run_id / fw / f.name)
+
+
+def small_finals() -> dict:
+    """The last loss/val and accuracy/val of SMALL per side, from WRITER's formulas (60 steps: val at 0, 20, 40)."""
+    import math
+    x, base = 40.0, 2.3 * math.exp(-40.0 / 15) + 0.1
+    torch_loss, tf_loss = base + 0.05 * math.sin(x * 1.7 + 1.0), base + 0.05 * math.sin(x * 1.7 + 0.5) + 0.01
+    return {"torch": {"loss/val": torch_loss, "accuracy/val": 1 - torch_loss / 2.5},
+            "tensorflow": {"loss/val": tf_loss, "accuracy/val": 1 - tf_loss / 2.5}}
+
+
+def test_spec_line_says_one_epoch_and_one_step():
+    spec = {"task": "digits", "model": "mlp", "hidden": [8], "optimizer": "adam", "lr": 0.01, "batch_size": 4,
+            "seed": 0, "dtype": "float32", "init": "shared"}
+    assert "· 1 epoch ·" in runs.spec_line({**spec, "epochs": 1, "steps": 0})
+    assert "· 3 epochs ·" in runs.spec_line({**spec, "epochs": 3, "steps": 0})
+    assert "· 1 step ·" in runs.spec_line({**spec, "epochs": 3, "steps": 1})
+    assert "· 20 steps ·" in runs.spec_line({**spec, "epochs": 3, "steps": 20})
+
+
+def test_run_card_shows_final_metrics_and_links_to_its_views(launch_logdir, event_logdir):
+    stub_run(launch_logdir, "done", steps=3)
+    give_events(launch_logdir, "done", event_logdir / SMALL)
+    stub_run(launch_logdir, "bare", epochs=1, steps=0)  # no event files: not a pair, nothing to link to
+    finals = runs.final_metrics(launch_logdir / "done")
+    for fw, tags in small_finals().items():
+        assert {t: step for t, (step, _) in finals[fw].items()} == {"loss/val": 40, "accuracy/val": 40}
+        assert {t: v for t, (_, v) in finals[fw].items()} == pytest.approx(tags, rel=1e-6)  # float32 on disk
+
+    at = app().run()  # opens on Launch, the default page
+    assert not at.exception, at.exception
+    shown = texts(at, "caption")
+    for fw, tags in small_finals().items():
+        assert f"final: loss/val {tags['loss/val']:.4g} · accuracy/val {tags['accuracy/val']:.1%}" in shown
+    links = [(link.proto.label, link.proto.page, link.proto.query_string) for link in at.get("page_link")]
+    assert links == [("Scalars", "scalars", "pair=done"), ("Parity", "parity", "pair=done")]
+    md = markdown(at)
+    assert "· 1 epoch ·" in md and "1 epochs" not in md and "· 3 steps ·" in md
+
+
+def test_launch_again_fills_the_form_from_the_runs_spec(launch_logdir):
+    stub_run(launch_logdir, "tuned", optimizer="adam", lr=0.003, beta1=0.8, hidden=(16, 8), seed=7, steps=2,
+             batch_size=16)
+    at = page("launch").run()
+    assert at.number_input(key="launch_lr").value == 0.05  # RunSpec()'s, before
+    at.button(key="launch_again_tuned").click().run()
+    assert not at.exception, at.exception
+    assert any("tuned" in t for t in texts(at, "toast"))
+    assert at.button_group(key="launch_optimizer").value == "adam"
+    assert at.number_input(key="launch_lr").value == 0.003 and at.number_input(key="launch_beta1").value == 0.8
+    assert at.text_input(key="launch_hidden").value == "16, 8" and at.number_input(key="launch_seed").value == 7
+    assert at.text_input(key="launch_name").value == ""  # "tuned" is taken
+
+    at.number_input(key="launch_lr").set_value(0.004)
+    at.button(key="launch_start").click().run()
+    assert not at.exception and not at.error, texts(at, "error")
+    new = [r for r in runs.list_runs(launch_logdir) if r.run_id != "tuned"]
+    assert len(new) == 1
+    spec = new[0].spec
+    assert (spec["optimizer"], spec["lr"], spec["beta1"], spec["hidden"], spec["seed"], spec["steps"],
+            spec["batch_size"]) == ("adam", 0.004, 0.8, [16, 8], 7, 2, 16)
+
+
+def test_delete_asks_first_and_is_not_offered_while_a_job_runs(launch_logdir, monkeypatch):
+    monkeypatch.setenv("STUB_MODE", "gate")  # one step, then running until released
+    stub_run(launch_logdir, "old", steps=2)
+    assert isinstance(runs.launch(RunSpec(steps=5), launch_logdir, name="busy"), runs.Launched)
+    at = page("launch").run()
+    keys = {b.key for b in at.button}
+    assert "launch_delete_old" in keys and "launch_delete_busy" not in keys
+
+    at.button(key="launch_delete_old").click().run()
+    assert any("Delete **old**" in w for w in texts(at, "warning"))
+    assert (launch_logdir / "old").is_dir()  # asked, not done
+    at.button(key="launch_delete_no_old").click().run()
+    assert not texts(at, "warning") and (launch_logdir / "old").is_dir()
+
+    at.button(key="launch_delete_old").click().run()
+    at.button(key="launch_delete_yes_old").click().run()
+    assert not at.exception, at.exception
+    assert not (launch_logdir / "old").exists()
+    assert texts(at, "success") == ["Deleted old."]
+    assert "**old**" not in markdown(at) and "**busy**" in markdown(at)
+    assert [r.run_id for r in runs.list_runs(launch_logdir)] == ["busy"]
+
+
+def test_delete_run_refuses_what_it_must_not_remove_and_never_follows_links(launch_logdir, tmp_path, monkeypatch):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "run.json").write_text("{}")
+    (outside / "precious").write_text("keep me")
+    for bad in ("..", "../outside", "a/b", "uploads", "", ".queue", "/etc"):
+        with pytest.raises(runs.LauncherError, match="is not a run name"):
+            runs.delete_run(bad, launch_logdir)
+    with pytest.raises(runs.RunNotFound, match="no run 'nope'"):
+        runs.delete_run("nope", launch_logdir)
+    (launch_logdir / "linked").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(runs.LauncherError, match="'linked' is a link"):
+        runs.delete_run("linked", launch_logdir)
+    assert (outside / "precious").read_text() == "keep me"
+
+    monkeypatch.setenv("STUB_MODE", "gate")  # one step, then running until released
+    stub_run(launch_logdir, "done", steps=2)
+    (launch_logdir / "done" / "escape").symlink_to(outside, target_is_directory=True)
+    (launch_logdir / "done" / "torch" / "precious-link").symlink_to(outside / "precious")
+    leftover = launch_logdir / f"{runs.DELETING_PREFIX}earlier-0000"
+    (leftover / "torch").mkdir(parents=True)  # what a delete cut short left: swept by the next one
+    assert runs.delete_run("done", launch_logdir) == launch_logdir / "done"
+    assert not (launch_logdir / "done").exists() and not leftover.exists()
+    assert (outside / "precious").read_text() == "keep me" and (outside / "run.json").exists()
+    assert [p.name for p in launch_logdir.iterdir() if p.name.startswith(runs.DELETING_PREFIX)] == []
+
+    assert isinstance(runs.launch(RunSpec(steps=5), launch_logdir, name="busy"), runs.Launched)
+    with pytest.raises(runs.LauncherError, match="still has a queued or running job"):
+        runs.delete_run("busy", launch_logdir)
+    assert (launch_logdir / "busy" / "run.json").is_file()
+
+
+# --- One pair choice across pages, in the URL ----------------------------------------------------
+def test_pairs_list_local_newest_first_then_uploads(tmp_path, event_logdir):
+    import os
+    import shutil
+
+    def pair(name: str, created: float | None = None, mtime: float | None = None) -> None:
+        shutil.copytree(event_logdir / SMALL, tmp_path / name)
+        if created is not None:
+            (tmp_path / name / "run.json").write_text(json.dumps({"created": created}))
+        if mtime is not None:
+            os.utime(tmp_path / name, (mtime, mtime))
+
+    pair("zz-custom", created=1000)  # a name from the end of the alphabet: not the newest
+    pair("20990101-000000-digits-mlp-sgd", created=500)  # a timestamp name says nothing, run.json does
+    pair("no-json", mtime=1500)  # no run.json (copied in, hand-started): the folder's mtime
+    pair("uploads/alice", mtime=time.time() + 60)  # the newest folder, but uploaded: after local pairs
+    pair("uploads/bob", mtime=10)
+    pairs = runs.list_pairs(tmp_path)
+    assert [p.label for p in pairs] == ["no-json", "zz-custom", "20990101-000000-digits-mlp-sgd",
+                                        "uploads/alice", "uploads/bob"]
+    assert [p.shown for p in pairs][-2:] == ["uploads/alice (uploaded)", "uploads/bob (uploaded)"]
+    assert runs.default_choice(pairs, runs.list_event_runs(tmp_path)) == runs.Choice(pair="no-json")
+    uploads_only = [p for p in pairs if p.uploaded]
+    assert runs.default_choice(uploads_only, []) == runs.Choice(pair="uploads/alice")
+
+
+def test_the_pair_choice_holds_across_pages_and_lives_in_the_url(event_logdir, monkeypatch):
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(event_logdir))
+    at = app().run()
+    at.switch_page("pages/scalars.py").run()
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="scalars_pair").value == SMALL  # the newest
+    assert at.query_params == {"pair": SMALL}
+    at.sidebar.selectbox(key="scalars_pair").set_value(BIG).run()
+    assert at.query_params == {"pair": BIG}
+
+    at.query_params.clear()  # navigation that drops the query string: the session remembers
+    at.switch_page("pages/histograms.py").run()
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="hist_pair").value == BIG  # not back to the default
+    assert at.query_params == {"pair": BIG}  # and the address bar says so again
+    at.sidebar.selectbox(key="hist_pair").set_value("Any two runs…").run()
+    left, right = at.sidebar.selectbox(key="hist_left"), at.sidebar.selectbox(key="hist_right")
+    assert (left.label, right.label) == ("Left run", "Right run")
+    assert (left.value, right.value) == (f"{BIG}/torch", f"{BIG}/tensorflow")  # from the pair it left
+    right.set_value(f"{SMALL}/tensorflow").run()
+    assert at.query_params == {"left": f"{BIG}/torch", "right": f"{SMALL}/tensorflow"}
+
+    at.session_state[CHOICE_KEY] = runs.Choice(pair=SMALL)  # picked earlier, but the URL (a link) wins
+    at.session_state[PICKED_KEY] = True
+    at.switch_page("pages/parity.py").run()
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="parity_pair").value == "Any two runs…"
+    assert (at.sidebar.selectbox(key="parity_left").value, at.sidebar.selectbox(key="parity_right").value) == (
+        f"{BIG}/torch", f"{SMALL}/tensorflow")
+    at.sidebar.selectbox(key="parity_pair").set_value(BIG).run()
+    assert at.query_params == {"pair": BIG}  # left/right gone from the URL
+
+
+@pytest.mark.parametrize("query, pair, left, right", [
+    ({"pair": BIG}, BIG, None, None),
+    ({"left": f"{SMALL}/torch", "right": f"{BIG}/torch"}, "Any two runs…", f"{SMALL}/torch", f"{BIG}/torch"),
+])
+def test_a_link_opens_the_view_it_names(event_logdir, monkeypatch, query, pair, left, right):
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(event_logdir))
+    at = page("scalars")
+    at.query_params.update(query)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="scalars_pair").value == pair
+    if left:
+        assert (at.sidebar.selectbox(key="scalars_left").value, at.sidebar.selectbox(key="scalars_right").value) == (
+            left, right)
+    assert at.query_params == query and not at.sidebar.text  # no note
+
+
+@pytest.mark.parametrize("query, named", [
+    ({"pair": "[x](http://evil.example) **bold** <b>hi</b>" + "z" * 5000}, "pair '[x](http://evil.example) **bold**"),
+    ({"pair": "20260101-000000-digits-mlp-sgd/../.."}, "pair '20260101-000000-digits-mlp-sgd/../..'"),
+    ({"left": "gone/torch", "right": f"{SMALL}/torch"}, f"runs 'gone/torch' and '{SMALL}/torch'"),
+])
+def test_an_unknown_or_hostile_link_falls_back_to_the_newest_pair_with_a_note(event_logdir, monkeypatch,
+                                                                              query, named):
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(event_logdir))
+    at = page("scalars")
+    at.query_params.update(query)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="scalars_pair").value == SMALL
+    notes = [t.value for t in at.sidebar.text]  # st.text: shown as typed, never as Markdown or HTML
+    assert len(notes) == 1 and named in notes[0] and "not in this logdir" in notes[0], notes
+    assert len(notes[0]) < 300  # the value is cut
+    assert at.query_params == {"pair": SMALL}  # the address bar now says what is shown
+
+
+def test_a_default_follows_the_newest_pair_and_a_picked_one_stays(tmp_path, event_logdir, monkeypatch):
+    """Opened right after Start, a page shows the newest pair listed so far; once the new run's pair is
+    listed (the page reruns by itself) it shows that one. A pair the visitor picked stays picked."""
+    import shutil
+
+    def pair(name: str, created: float) -> None:
+        shutil.copytree(event_logdir / SMALL, tmp_path / name)
+        (tmp_path / name / "run.json").write_text(json.dumps({"created": created}))
+
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(tmp_path))
+    pair("first", 100)
+    pair("second", 200)
+    at = page("scalars").run()
+    assert at.sidebar.selectbox(key="scalars_pair").value == "second" and at.query_params == {"pair": "second"}
+    pair("third", 300)
+    at.run()
+    assert at.sidebar.selectbox(key="scalars_pair").value == "third" and at.query_params == {"pair": "third"}
+    at.sidebar.selectbox(key="scalars_pair").set_value("first").run()
+    pair("fourth", 400)
+    at.run()
+    assert at.sidebar.selectbox(key="scalars_pair").value == "first" and at.query_params == {"pair": "first"}
+    assert not at.exception, at.exception

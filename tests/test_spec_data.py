@@ -22,6 +22,7 @@ def test_json_round_trip_keeps_every_field():
     ({"task": "mnist"}, "task"), ({"lr": -1.0}, "lr"), ({"batch_size": 0}, "batch_size"),
     ({"hidden": (0,)}, "hidden"), ({"model": "cnn", "task": "spirals"}, "model"),
     ({"val_fraction": 1.5}, "val_fraction"), ({"epochs": "3"}, "epochs"), ({"dtype": "float16"}, "dtype"),
+    ({"seed": -1}, "seed"), ({"weight_decay": float("nan")}, "weight_decay"), ({"threads": 10**6}, "threads"),
 ])
 def test_bad_values_name_field_and_value(change, field):
     with pytest.raises(SpecError) as err:

@@ -82,7 +82,7 @@ def test_mapping_file_round_trip_and_bad_input(tmp_path):
     tagmap.save(m, tmp_path)
     assert tagmap.load(tmp_path) == m
     assert json.loads((tmp_path / tagmap.MAPPING_FILE).read_text())["batch_size"] == 16
-    with pytest.raises(MappingError, match="not a valid regex"):
+    with pytest.raises(MappingError, match="run pattern .* not a valid regular expression"):
         Mapping((Rule("(", "x", "y"),))
     with pytest.raises(MappingError, match="x_axis"):
         Mapping(x_axis="time")
@@ -95,6 +95,35 @@ def test_mapping_file_round_trip_and_bad_input(tmp_path):
     (tmp_path / tagmap.MAPPING_FILE).write_text('{"rules": [], "colour": 1}')
     with pytest.raises(MappingError, match="colour"):
         tagmap.load(tmp_path)
+
+
+def test_rules_from_the_editors_rows():
+    rows = [{"run": "(?:.*/)?train", "tag": "epoch_(?P<m>.+)", "to": "{m}/train", "step_unit": "epoch",
+             "step_offset": 1.0},
+            {"run": ".*", "tag": "lr", "to": None, "step_unit": float("nan"), "step_offset": None},
+            {"run": "", "tag": "x", "to": "y"}, {"run": float("nan"), "tag": "x"}]  # no pattern: left out
+    assert tagmap.rules_from_rows(rows) == (Rule("(?:.*/)?train", "epoch_(?P<m>.+)", "{m}/train", "epoch", 1),
+                                            Rule(".*", "lr", "", "step", 0))
+    with pytest.raises(MappingError, match="step_offset='one' is not a whole number"):
+        tagmap.rules_from_rows([{"run": "a", "tag": "b", "step_offset": "one"}])
+
+
+def test_preview_of_an_upload(tmp_path):
+    write_events(tmp_path / "train", {"epoch_loss": [(0, 0.9), (1, 0.8)]})
+    write_events(tmp_path / "validation", {"epoch_loss": [(0, 1.0)], "evaluation_loss_vs_iterations": [(3, 1.0)]})
+    write_events(tmp_path / ".hidden", {"secret": [(0, 1.0)]})
+    df = tagmap.upload_scalars(tmp_path)
+    assert sorted(set(df["run"])) == ["train", "validation"]  # hidden folders are not runs
+    shown, x_problem = tagmap.preview(df, DEFAULTS)
+    assert sorted(map(tuple, shown.to_numpy().tolist())) == [
+        ("train", "epoch_loss", "loss/train"), ("validation", "epoch_loss", "loss/val"),
+        ("validation", "evaluation_loss_vs_iterations", "(dropped)")]
+    assert x_problem is None  # x = epoch needs no factor for Keras' epoch_* series
+    assert "steps_per_epoch" in tagmap.preview(df, DEFAULTS.replace(x_axis="step"))[1]
+    (tmp_path / "blank").mkdir()
+    blank = tagmap.upload_scalars(tmp_path / "blank")
+    assert blank.empty and list(blank.columns) == list(df.columns)
+    assert tagmap.preview(blank, DEFAULTS)[0].empty
 
 
 # --- apply and the x axis ------------------------------------------------------------------------
@@ -118,7 +147,7 @@ def test_apply_maps_tags_drops_and_keeps():
 
 def test_x_axis_step_epoch_samples():
     m = DEFAULTS.replace(steps_per_epoch=3, batch_size=16)
-    loss = lambda x: tagmap.apply(KERAS, m, x).query("tag == 'loss/val'")["x"].tolist()  # noqa: E731
+    loss = lambda x: tagmap.apply(KERAS, m, x).query("tag == 'loss/val'")["x"].tolist()
     assert loss("epoch") == [1.0, 2.0]  # Keras' epoch 0 is logged after one whole epoch
     assert loss("step") == [3.0, 6.0]
     assert loss("samples") == [48.0, 96.0]
@@ -134,7 +163,7 @@ def test_missing_factor_is_named():
 
 
 def test_to_x_for_one_series():
-    to, rule = tagmap.resolve("up/validation", "epoch_loss", DEFAULTS)
+    _, rule = tagmap.resolve("up/validation", "epoch_loss", DEFAULTS)
     m = DEFAULTS.replace(steps_per_epoch=10, batch_size=4)
     assert tagmap.to_x(np.array([0, 1]), rule, m, "samples").tolist() == [40.0, 80.0]
     assert tagmap.to_x(np.array([10, 20]), None, m, "epoch").tolist() == [1.0, 2.0]
@@ -207,3 +236,11 @@ def test_collect_selects_tags_and_maps(tmp_path):
     pd.testing.assert_frame_equal(uploads.read_parquet_bytes(uploads.to_parquet_bytes(empty)), empty)
     with pytest.raises(KeyError, match="value"):
         uploads.to_csv_bytes(pd.DataFrame({"run": [], "tag": [], "step": [], "wall_time": []}))
+
+
+def test_export_selection_follows_a_renamed_or_deleted_upload():
+    chosen = ["uploads/a/train", "uploads/ab/train", "run-1/torch", "uploads/a", "uploads/a/validation"]
+    assert uploads.retarget(chosen, "a", "b") == [
+        "uploads/b/train", "uploads/ab/train", "run-1/torch", "uploads/b", "uploads/b/validation"]
+    assert uploads.retarget(chosen, "a", None) == ["uploads/ab/train", "run-1/torch"]
+    assert uploads.retarget(["uploads/a/x", "uploads/b/x"], "a", "b") == ["uploads/b/x"]  # no duplicates

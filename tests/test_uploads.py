@@ -3,6 +3,7 @@ entry, and leaves the logdir byte-for-byte as it was. Real writers' logs: test_u
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -21,7 +22,7 @@ import pytest
 from tensorboard.compat.proto import event_pb2
 
 from twinboard import tagmap, uploads
-from twinboard.contract import frame
+from twinboard.contract import frame, masked_crc32c
 from twinboard.uploads import UploadRefused
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,7 +124,8 @@ def logdir(tmp_path, monkeypatch) -> Path:
     old.mkdir(parents=True)
     (old / EV).write_bytes(event_bytes(2))
     monkeypatch.setenv("TWINBOARD_LOGDIR", str(root))
-    for var in ("TWINBOARD_UPLOAD_MAX_BYTES", "TWINBOARD_UPLOAD_MAX_FILES", "TWINBOARD_UPLOAD_MAX_RATIO"):
+    for var in ("TWINBOARD_UPLOAD_MAX_BYTES", "TWINBOARD_UPLOAD_MAX_FILES", "TWINBOARD_UPLOAD_MAX_RATIO",
+                "TWINBOARD_UPLOADS_QUOTA_BYTES", "TWINBOARD_UPLOADS_QUOTA_PER_USER_BYTES"):
         monkeypatch.delenv(var, raising=False)
     return root
 
@@ -343,3 +345,203 @@ def test_temporary_folders_left_by_a_killed_import_are_swept(logdir):
     assert not old.exists() and not trash.exists()
     assert (fresh / "run" / EV).exists()  # another session's import in progress is left alone
     assert (logdir / "uploads" / "swept").is_dir()
+
+
+# --- hostile archives: caps enforced while reading, memory measured in a fresh process -------------
+def tar_block(name: str, size: int, kind: bytes = tarfile.REGTYPE) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.type = size, kind
+    return info.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+def tgz_with_header_payload(kind: bytes, payload: int) -> bytes:
+    """A .tar.gz whose first header (GNU long name 'L' or PAX 'x') claims `payload` bytes, and has
+    them: gzip members of 16 MiB of 'a', so ~1 MB of upload holds a 1 GiB header."""
+    block = gzip.compress(b"a" * (16 << 20), 9)
+    return gzip.compress(tar_block("././@LongLink" if kind == tarfile.GNUTYPE_LONGNAME else "pax", payload, kind)) \
+        + block * (payload // (16 << 20))
+
+
+def header_chain(n: int) -> bytes:
+    """n GNU long-name headers in a row (each names the next), then one event file: tarfile follows
+    such a chain by recursion, holding every name."""
+    name = b"a" * 511 + b"\0"
+    return b"".join(tar_block("././@LongLink", len(name), tarfile.GNUTYPE_LONGNAME) + name for _ in range(n)) \
+        + tar_block(f"run/{EV}", len(event_bytes())) + event_bytes().ljust(-(-len(event_bytes()) // 512) * 512, b"\0") \
+        + bytes(1024)
+
+
+def probe_import(logdir: Path, archive: Path, name: str = "new", env: dict | None = None) -> dict:
+    """import_upload of `archive` in a fresh process (after a benign import warmed it up): the
+    refusal (or result) and how far it raised the process's peak memory."""
+    from tests.test_hostile_inputs import probe
+
+    warm = archive.parent / "warm-logdir"
+    setup = (f"from twinboard import uploads\nfrom tests.test_uploads import event_bytes, make_tar, tar_entry\n"
+             f"uploads.import_upload([('w.tgz', make_tar([(tar_entry('r/{EV}'), event_bytes())]))], 'w', {str(warm)!r})")
+    return probe(setup, f"uploads.import_upload([({archive.name!r}, {str(archive)!r})], {name!r}, {str(logdir)!r}).bytes",
+                 env)
+
+
+@pytest.mark.parametrize("kind", [tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE], ids=["gnu-long-name", "pax"])
+def test_a_1gb_tar_header_in_a_1mb_upload_is_refused_while_it_is_read(logdir, tmp_path, kind):
+    archive = tmp_path / "bomb.tgz"
+    archive.write_bytes(tgz_with_header_payload(kind, 1 << 30))
+    assert archive.stat().st_size < 2 << 20  # what took the process to 3.1 GB
+    before = snapshot(logdir)
+    out = probe_import(logdir, archive)
+    assert out.get("error") == "UploadRefused", out
+    assert "bomb.tgz" in out["message"] and f"takes more than {uploads.HEADER_ROOM} bytes" in out["message"]
+    assert out["peak_mb"] < 50, out
+    assert snapshot(logdir) == before
+
+
+def zip_of_many_entries(n: int) -> bytes:
+    """A zip whose central directory lists the same 1-byte entry n times: 47 bytes an entry, each
+    a ZipInfo object (~300 bytes) once zipfile has parsed it."""
+    local = b"PK\x03\x04" + struct.pack("<HHHHHIIIHH", 20, 0, 0, 0, 0, 0, 0, 0, 1, 0) + b"a"
+    entry = b"PK\x01\x02" + struct.pack("<HHHHHHIIIHHHHHII", 20, 20, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0) + b"a"
+    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 0xFFFF, 0xFFFF, len(entry) * n, len(local), 0)
+    return local + entry * n + end
+
+
+def test_a_zip_directory_of_a_million_entries_is_refused_before_zipfile_parses_it(logdir, tmp_path):
+    archive = tmp_path / "many.zip"
+    archive.write_bytes(zip_of_many_entries(1_000_000))  # 47 MB: 314 MB of ZipInfo objects before
+    before = snapshot(logdir)
+    out = probe_import(logdir, archive)
+    assert out.get("error") == "UploadRefused", out
+    assert "many.zip: its central directory takes 47000000 bytes" in out["message"] and "file count cap" in out["message"]
+    assert out["peak_mb"] < 20, out
+    assert snapshot(logdir) == before
+
+
+def test_a_chain_of_long_name_headers_is_refused_not_a_recursion_error(logdir):
+    err = refuse(logdir, [("chain.tar", header_chain(2000))])
+    assert err.path == "chain.tar" and "tar header" in err.reason
+
+
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT], ids=["gnu", "pax"])
+def test_real_long_names_still_import(logdir, fmt):
+    deep = "/".join(["a-rather-long-folder-name-é"] * 12)  # ~330 characters, non-ASCII
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=fmt) as t:
+        info = tarfile.TarInfo(f"{deep}/{EV}")
+        info.size = len(event_bytes())
+        t.addfile(info, io.BytesIO(event_bytes()))
+    result = uploads.import_upload([("long.tgz", buf.getvalue())], "long", logdir)
+    assert result.runs == [deep] and (result.path / deep / EV).read_bytes() == event_bytes()
+
+
+def test_event_records_in_uploads_are_checked_in_bounded_pieces(logdir):
+    """A record longer than the read window is CRC-checked piece by piece: accepted when right,
+    refused when one byte is off; a length over the cap is refused without reading it."""
+    big = event_pb2.Event(wall_time=3.0, graph_def=os.urandom(3 << 20)).SerializeToString()
+    good = event_bytes(1) + frame(big) + frame(event_pb2.Event(step=9).SerializeToString())
+    assert uploads.import_upload([(EV, good)], "big", logdir).bytes == len(good)
+    bad = bytearray(good)
+    bad[len(event_bytes(1)) + (2 << 20)] ^= 1
+    err = refuse(logdir, [(EV, bytes(bad))])
+    assert "data CRC" in err.reason and f"byte {len(event_bytes(1))}" in err.reason
+    head = struct.pack("<Q", 1 << 40)
+    crafted = event_bytes(1) + head + struct.pack("<I", masked_crc32c(head)) + bytes(64)
+    err = refuse(logdir, [(EV, crafted)])
+    assert "claims 1099511627776 bytes" in err.reason
+
+
+# --- quotas ----------------------------------------------------------------------------------------
+def used(root: Path) -> int:
+    return sum(p.stat().st_size for p in (root / "uploads").rglob("*") if p.is_file())
+
+
+def test_total_quota_is_checked_before_anything_is_written(logdir, monkeypatch):
+    monkeypatch.setenv("TWINBOARD_UPLOADS_QUOTA_BYTES", str(used(logdir)))
+    err = refuse(logdir, [("a.zip", make_zip({f"r/{EV}": event_bytes()}))])
+    assert err.path == "new" and "quota of" in err.reason and "TWINBOARD_UPLOADS_QUOTA_BYTES" in err.reason
+    monkeypatch.setenv("TWINBOARD_UPLOADS_QUOTA_BYTES", str(used(logdir) + 600))
+    err = refuse(logdir, [("a.zip", make_zip({f"r/{EV}": event_bytes(30)}))])
+    assert err.path == f"a.zip:r/{EV}" and "quota of" in err.reason
+    monkeypatch.setenv("TWINBOARD_UPLOADS_QUOTA_BYTES", "lots")
+    assert "not a number" in refuse(logdir, [(EV, event_bytes())]).reason
+
+
+def test_per_user_quota_counts_each_owners_uploads(logdir, monkeypatch):
+    from twinboard import auth
+
+    monkeypatch.setenv("TWINBOARD_UPLOADS_QUOTA_PER_USER_BYTES", "3000")
+    first = uploads.import_upload([(EV, event_bytes(5))], "alice-1", logdir, owner="alice")
+    assert auth.owner_of(first.path) == "alice"
+    total, mine = uploads.usage(logdir, "alice")
+    assert mine == sum(p.stat().st_size for p in first.path.rglob("*") if p.is_file()) and total == used(logdir)
+    err = refuse(logdir, [(EV, event_bytes(60))], name="alice-2", owner="alice")
+    assert "alice's uploads" in err.reason and "per-user quota of 3000" in err.reason
+    assert uploads.import_upload([(EV, event_bytes(60))], "bob-1", logdir, owner="bob").bytes > 2000
+    err = refuse(logdir, [(EV, event_bytes())], name="x", owner="../../etc")
+    assert "cannot own an upload" in err.reason
+
+
+def test_a_10mb_upload_that_expands_to_1gib_stops_at_the_quota_and_leaves_nothing(logdir, tmp_path):
+    """1024 entries of 1 MiB that deflate ~85:1 (under the ratio cap): about 12 MB uploaded, 1 GiB
+    on disk if let through. The quota (64 MiB here) stops it while it is written."""
+    block = os.urandom(12 << 10) + bytes((1 << 20) - (12 << 10))
+    packed = gzip.compress(block, 6)
+    parts = [gzip.compress(tar_block(f"run/{EV}", len(event_bytes())) + event_bytes().ljust(512, b"\0"))]
+    for i in range(1024):
+        parts += [gzip.compress(tar_block(f"run/blob{i:04d}.json", len(block))), packed]
+    archive = tmp_path / "expands.tgz"
+    archive.write_bytes(b"".join(parts) + gzip.compress(bytes(1024)))
+    assert 8 << 20 < archive.stat().st_size < 16 << 20
+    before = snapshot(logdir)
+    out = probe_import(logdir, archive, env={"TWINBOARD_UPLOADS_QUOTA_BYTES": str(64 << 20)})
+    assert out.get("error") == "UploadRefused" and "quota of 67108864" in out["message"], out
+    assert "expands.tgz:run/blob00" in out["message"]  # stopped within the first 64 entries
+    assert out["peak_mb"] < 50, out
+    assert snapshot(logdir) == before
+
+
+# --- a logdir that refuses writes ----------------------------------------------------------------
+def _in_namespace(script: str, mounts: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run Python `script` in a user + mount namespace after `mounts` (shell): a real full or
+    read-only file system without privileges. Skipped where such namespaces are not allowed."""
+    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs user and mount namespaces (unshare -rm) to make a full or read-only disk")
+    return subprocess.run(["unshare", "-rm", "sh", "-c", f'{mounts} && exec "$0" -c "$1"', sys.executable, script],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_full_disk_refuses_the_upload_clearly_and_leaves_nothing(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = f'''
+import json
+from pathlib import Path
+from twinboard import uploads
+from tests.test_uploads import event_bytes, snapshot
+root = Path({str(disk)!r}) / "logs"
+(root / "uploads" / "old").mkdir(parents=True)
+(root / "uploads" / "old" / "{EV}").write_bytes(event_bytes(2))
+before = snapshot(root)
+try:
+    uploads.import_upload([("{EV}", event_bytes(60_000))], "new", root)  # ~3 MiB on a 1 MiB disk
+    out = {{"error": None}}
+except uploads.UploadRefused as e:
+    out = {{"error": str(e)}}
+out["unchanged"] = snapshot(root) == before
+print(json.dumps(out))
+'''
+    p = _in_namespace(script, f"mount -t tmpfs -o size=1m tmpfs {disk}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["error"] and "no space left on the device" in out["error"] and "nothing was imported" in out["error"]
+    assert out["unchanged"], out
+
+
+def test_a_read_only_logdir_refuses_the_upload_clearly(logdir):
+    before = snapshot(logdir)
+    script = (f"from twinboard import uploads\nfrom tests.test_uploads import event_bytes\n"
+              f"try:\n    uploads.import_upload([({EV!r}, event_bytes())], 'new', {str(logdir)!r})\n"
+              f"except uploads.UploadRefused as e:\n    print(e)\n")
+    p = _in_namespace(script, f"mount --bind {logdir} {logdir} && mount -o remount,bind,ro {logdir}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.startswith("new: the logdir is on a read-only file system"), p.stdout
+    assert snapshot(logdir) == before

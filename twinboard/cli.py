@@ -18,7 +18,8 @@ import typing
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from twinboard.contract import RunSpec, SpecError
+from twinboard.contract import RunSpec, SpecError, check_spec, check_values, field_bounds
+from twinboard.contract.limits import LIMITS_DIR, LIMITS_JSON
 from twinboard.contract.files import UPLOADS
 from twinboard import config, runs
 
@@ -42,13 +43,26 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
 
 # --- RunSpec flags ------------------------------------------------------------------------------
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunSpec field; unset flags keep the RunSpec default (they are left out of the Namespace)."""
-    group = parser.add_argument_group("run spec (RunSpec fields; defaults in brackets)")
+    """One flag per RunSpec field; unset flags keep the RunSpec default (they are left out of the Namespace).
+
+    Each help ends in [default; bounds]: the built-in limits, as the parser is built before --logdir
+    is known; the launch itself is checked against the logdir's own limits (spec_from_args)."""
+    group = parser.add_argument_group(
+        "run spec (RunSpec fields; [default; bounds], the built-in limits: an admin may change them in "
+        f"<logdir>/{LIMITS_DIR}/{LIMITS_JSON})")
     hints = typing.get_type_hints(RunSpec)
     for f in dataclasses.fields(RunSpec):
         kind = hints.get(f.name, type(f.default))
+        low, high = field_bounds(f.name)
+        bounds, ends = "", f.metadata.get("open", "")
+        if isinstance(high, float):  # the open ends as the error messages write them: lr in (0, 10)
+            bounds = f"; in {'(' if 'min' in ends else '['}{low:g}, {high:g}{')' if 'max' in ends else ']'}"
+        elif high is not None:
+            bounds = f"; {low} to {high}"
+        if "items" in f.metadata:
+            bounds = f"; up to {field_bounds(f.metadata['items'])[1]} values, each{bounds[1:]}"
         kwargs: dict = {"dest": f"spec.{f.name}", "default": argparse.SUPPRESS,
-                        "help": f"{f.metadata.get('help', '')} [{f.default!r}]".replace("%", "%%")}
+                        "help": f"{f.metadata.get('help', '')} [{f.default!r}{bounds}]".replace("%", "%%")}
         if typing.get_origin(kind) is tuple:
             item = next((a for a in typing.get_args(kind) if a is not Ellipsis), str)
             kwargs.update(nargs="*", type=item, metavar=item.__name__.upper())
@@ -73,8 +87,13 @@ def spec_error_text(err: SpecError) -> str:
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
+    """The RunSpec the flags describe, within the logdir's limits (SpecError naming the field if not)."""
     given = {k.removeprefix("spec."): v for k, v in vars(args).items() if k.startswith("spec.")}
-    return RunSpec(**given)
+    logdir = getattr(args, "logdir", None) or config.logdir()
+    check_values(given, logdir)  # --epochs 10**9: name this server's limit, not RunSpec's higher ceiling
+    spec = RunSpec(**given)
+    check_spec(spec, logdir)  # what the fields cost together
+    return spec
 
 
 # --- subcommands --------------------------------------------------------------------------------
@@ -210,6 +229,8 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default="127.0.0.1",
                    help="interface to listen on [127.0.0.1, this machine only]; 0.0.0.0 exposes it to the "
                         "network: put it behind a TLS proxy (README, 'Running it for a team')")
+    p.add_argument("--team", action="store_true",
+                   help="team mode: every visitor signs in (users: `twinboard users add`), roles and an audit log")
     p.add_argument("streamlit_args", nargs=argparse.REMAINDER, metavar="-- STREAMLIT_OPTION",
                    help="after --, options passed to `streamlit run` (e.g. --server.fileWatcherType none)")
 
@@ -219,6 +240,8 @@ def _serve(args: argparse.Namespace) -> int:
     logdir = Path(args.logdir or config.logdir()).expanduser().absolute()
     logdir.mkdir(parents=True, exist_ok=True)
     os.environ["TWINBOARD_LOGDIR"] = str(logdir)
+    if args.team:
+        os.environ["TWINBOARD_TEAM"] = "1"
     os.chdir(REPO)  # streamlit reads .streamlit/config.toml from the working directory
     extra = [a for a in args.streamlit_args if a != "--"]
     sys.argv = ["streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
@@ -233,7 +256,8 @@ def _serve(args: argparse.Namespace) -> int:
     from streamlit.web import cli as streamlit_cli
 
     PagesManager.uses_pages_directory = False
-    print(f"twinboard: serving {logdir} on http://{args.address}:{args.port}", flush=True)
+    mode = "team mode, sign-in required" if args.team else "solo, no sign-in"
+    print(f"twinboard: serving {logdir} on http://{args.address}:{args.port} ({mode})", flush=True)
     return streamlit_cli.main(prog_name="streamlit")
 
 
@@ -268,6 +292,19 @@ def _export(args: argparse.Namespace) -> int:
     args.output.write_bytes(data)
     print(f"exported {len(df)} scalars of {len(selection)} runs to {args.output}")
     return 0
+
+
+def _users_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("users_args", nargs=argparse.REMAINDER, metavar="add|list|remove|set-role|passwd ...",
+                   help="`twinboard users add NAME --role admin|runner|viewer` and the like (users --help)")
+
+
+@command("users", "manage team-mode users (names, roles, passwords)", _users_arguments)
+def _users(args: argparse.Namespace) -> int:
+    from twinboard import auth
+
+    logdir = ["--logdir", str(args.logdir)] if args.logdir else []
+    return auth.cli_users([*args.users_args, *logdir])
 
 
 # --- entry point --------------------------------------------------------------------------------

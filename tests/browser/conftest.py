@@ -170,8 +170,3 @@ def choose_pair(page, key: str, label: str) -> None:
     page.get_by_role("option", name=label, exact=True).click()
     expect(combo).to_have_value(label)
     harness.wait_idle(page, UI_TIMEOUT_MS)
-
-
-def require_page(title: str) -> None:
-    if not harness.PAGE_FILES[title].exists():
-        pytest.skip(f"pages/{harness.PAGE_FILES[title].name} does not exist yet (another helper is writing it)")

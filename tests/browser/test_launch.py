@@ -10,8 +10,7 @@ import time
 from playwright.sync_api import expect
 
 from tests.browser import harness
-from tests.browser.conftest import (FORM, RUN_NAME, RUN_TIMEOUT_S, STEPS, UI_TIMEOUT_MS, assert_no_error_boxes,
-                                    choose_pair)
+from tests.browser.conftest import FORM, RUN_NAME, RUN_TIMEOUT_S, STEPS, UI_TIMEOUT_MS, assert_no_error_boxes
 
 # Until every side shown has been seen at two different point counts (or the time runs out), keep a
 # record per trace name of the counts seen. Both sides' raw traces ("PyTorch (raw)") hold every point
@@ -58,7 +57,8 @@ def test_launch_form_starts_a_pair_that_scalars_shows_growing_and_both_bars_fini
     # The pair is listed on Scalars once both trainers have written an event file (after their imports).
     _wait_for_event_files(page, logdir, run_id)
     harness.open_page(page, server, "Scalars")
-    choose_pair(page, "scalars", run_id)
+    # The pair just started is the page's default (the newest local pair), not one picked by hand.
+    expect(page.locator(".st-key-scalars_pair input[role='combobox']")).to_have_value(run_id)
     seen = _watch_growth(page, logdir, run_id, "loss/train", ["PyTorch", "TensorFlow"])
     print(f"loss/train point counts seen per side while the pair trained: {seen}")
     assert_no_error_boxes(page, "Scalars page while training")
@@ -74,6 +74,11 @@ def test_launch_form_starts_a_pair_that_scalars_shows_growing_and_both_bars_fini
     for i in range(2):
         expect(bars.nth(i)).to_have_attribute("aria-valuenow", "100")
     expect(card.locator(".stMarkdownBadge", has_text="finished")).to_have_count(3)  # the pair's and each side's
+    # Each side's final metrics, read from its event files once finished, and links to the pair's views.
+    final = re.compile(r"^final: loss/val \S+ · accuracy/val \d+\.\d%$")
+    expect(card.get_by_text(final)).to_have_count(2, timeout=UI_TIMEOUT_MS)
+    for view in ("Scalars", "Parity"):
+        expect(card.get_by_role("link", name=view)).to_be_visible()
     assert_no_error_boxes(page, "Launch page after the run")
 
 

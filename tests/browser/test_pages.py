@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import harness
-from tests.browser.conftest import assert_no_error_boxes, require_page
+from tests.browser.conftest import assert_no_error_boxes
 
 HEADINGS = {"Launch": "Launch a matched run"}  # st.title of each page, where it is not the page's name
 
@@ -22,7 +22,6 @@ def empty_server(tmp_path_factory, _chromium_available):
 
 
 def _check(page, server, title: str, where: str) -> None:
-    require_page(title)
     harness.open_page(page, server, title)
     expect(page.get_by_role("heading", name=HEADINGS.get(title, title), exact=True)).to_be_visible()
     assert_no_error_boxes(page, f"{title} page, {where}")

@@ -47,9 +47,10 @@ def upload_zip(tmp_path_factory) -> bytes:
 def test_an_uploaded_zip_is_imported_listed_and_charted(page, server, logdir, upload_zip):
     harness.open_page(page, server, "Upload")
     assert_no_error_boxes(page, "Upload page")
-    page.locator(".st-key-upload_files input[type=file]").set_input_files(
+    uploader = page.locator("[class*='st-key-upload_files_']")  # the key changes after each import
+    uploader.locator("input[type=file]").set_input_files(
         files=[{"name": f"{UPLOAD}.zip", "mimeType": "application/zip", "buffer": upload_zip}])
-    expect(page.locator(".st-key-upload_files")).to_contain_text(f"{UPLOAD}.zip")
+    expect(uploader).to_contain_text(f"{UPLOAD}.zip")
     import_button = page.get_by_role("button", name="Import")
     expect(import_button).to_be_enabled()
     import_button.click()
@@ -65,7 +66,7 @@ def test_an_uploaded_zip_is_imported_listed_and_charted(page, server, logdir, up
 
     # The upload is a matched pair of its own on Scalars; its curves hold every point it brought.
     harness.open_page(page, server, "Scalars")
-    choose_pair(page, "scalars", f"uploads/{UPLOAD}")
+    choose_pair(page, "scalars", f"uploads/{UPLOAD} (uploaded)")  # the picker marks uploads (Pair.shown)
     page.locator(".st-key-scalars_filter input").fill("^loss/train$")
     page.locator(".st-key-scalars_filter input").press("Enter")
     page.wait_for_function("""(steps) => {

@@ -4,7 +4,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.browser import harness
-from tests.browser.conftest import UI_TIMEOUT_MS, assert_no_error_boxes, choose_pair, require_page
+from tests.browser.conftest import UI_TIMEOUT_MS, assert_no_error_boxes, choose_pair
 
 # True once, for every title prefix, a plotly chart whose title starts with it holds a trace of at least
 # `min_points` points as plotly.js drew it (`_fullData[i]._length`): a drawn chart, not an empty frame.
@@ -45,17 +45,15 @@ def test_embeddings_projects_the_same_samples_on_both_sides(page, server, finish
 def test_graphs_draws_both_models(page, server, finished_run):
     harness.open_page(page, server, "Graphs")
     choose_pair(page, "graphs", finished_run)
-    charts = page.locator("[data-testid='stGraphVizChart']")
-    expect(charts).to_have_count(2, timeout=UI_TIMEOUT_MS)
-    for i in range(2):
-        nodes = charts.nth(i).locator("svg g.node")
-        expect(nodes.first).to_be_visible(timeout=UI_TIMEOUT_MS)
-        assert nodes.count() >= 3, f"graph {i} has {nodes.count()} nodes"  # input, layers, output at least
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+        .filter(el => (el._fullData || []).some(t => t.name === 'nodes' && (t._length || 0) > 0)).length >= 2""",
+                           timeout=UI_TIMEOUT_MS)
+    nodes = [t["n"] for fig in harness.plotly_figures(page) for t in fig["traces"] if t["name"] == "nodes"]
+    assert len(nodes) == 2 and all(n >= 3 for n in nodes), nodes  # input, layers, output at least, each side
     assert_no_error_boxes(page, "Graphs page")
 
 
 def test_parity_charts_the_pair(page, server, finished_run):
-    require_page("Parity")
     harness.open_page(page, server, "Parity")
     choose_pair(page, "parity", finished_run)
     harness.wait_idle(page)

@@ -6,10 +6,16 @@ framework (``torch/``, ``tensorflow/``: FRAMEWORKS) holding the event files, ``s
 ``settings.json``. The layout file by file, and who writes each, is ``twinboard.contract.files``'
 docstring; uploads live apart, under ``<logdir>/uploads/``.
 
-- ``spec``: RunSpec, the one training config, validated (SpecError) with help on every field.
+- ``spec``: RunSpec, the one training config, validated (SpecError) with help and bounds on every
+  field; BUDGETS bound what several fields cost together; RunSpec enforces the hard CEILINGS.
+- ``limits``: the admin's limits (``<logdir>/.twinboard/limits.json``) under those ceilings, checked
+  by the dashboard's side before a launch: ``check_spec``, ``field_bounds`` for form widgets.
 - ``files``: the file names, which files are event files, JSON written atomically (a reader sees
   the old file or the new one, never half) and read back: status.json, settings.json.
-- ``records``: TFRecord framing and its masked CRC32C, the layout of every event file.
+- ``records``: TFRecord framing and its masked CRC32C, the layout of every event file; MAX_RECORD,
+  the longest record a reader accepts (a longer length is corruption, a shorter one past the end is
+  a pending tail).
+- ``shapes``: when two reported layer shapes are the same shape (NCHW against NHWC, unknown sizes).
 
 Standard library and google_crc32c only: trainers import it before their framework, the dashboard
 without one.
@@ -19,5 +25,11 @@ from twinboard.contract.files import (
     TRAINER_STATES, UPLOADS, SettingsError, event_files, is_event_file, read_json, read_settings, read_status,
     write_bytes_atomic, write_json)
 from twinboard.contract.records import (
-    FOOTER, HEADER, MASK_DELTA, CorruptRecordError, frame, iter_frames, masked_crc32c, split_records)
-from twinboard.contract.spec import DTYPES, INITS, MODELS, OPTIMIZERS, TASKS, RunSpec, SpecError, field_help
+    FOOTER, HEADER, MASK_DELTA, MAX_RECORD, CorruptRecordError, check_length, frame, iter_frames, mask,
+    masked_crc32c, split_records, verify_file)
+from twinboard.contract.shapes import layout_only, shapes_agree, sizes_agree
+from twinboard.contract.spec import (
+    BUDGETS, CEILINGS, DEFAULT_LIMITS, DTYPES, INITS, MAX_SPEC_BYTES, MODELS, OPTIMIZERS, TASKS, RunSpec, SpecError,
+    field_help)
+from twinboard.contract.limits import (
+    LIMITS_JSON, LimitsError, check_spec, check_values, field_bounds, limits_path, load_limits, save_limits)

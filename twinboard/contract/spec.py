@@ -5,20 +5,45 @@ value. The launcher writes it to ``<run>/spec.json``; ``python -m trainers.torch
 ``python -m trainers.tf_trainer`` both read that same file. The CLI builds one flag per field from
 ``dataclasses.fields(RunSpec)`` and the Launch form one widget, each with the field's help text
 from its metadata, so a new field needs no new plumbing.
+
+Every number is bounded, because a visitor chooses it and it costs memory, CPU or disk. A field's
+metadata holds its ``minimum``, its ``maximum`` (the default limit: what fits the 2-core, 24 GB
+machine this was built on) and its ``ceiling`` (the most an admin may raise the limit to). What a
+spec costs as a whole (parameters, activations, steps, records written) is bounded the same way by
+BUDGETS, computed from several fields by ``spec_costs``. RunSpec itself enforces the ceilings, in
+every process that builds one, trainers included; the dashboard also checks the admin's limits
+(``twinboard.contract.limits``, whose docstring says why the trainers do not).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 TASKS = ("digits", "spirals", "regression")
 MODELS = ("mlp", "cnn")
 OPTIMIZERS = ("sgd", "adam")
 INITS = ("shared", "native")
 DTYPES = ("float32", "float64")
+# How each trainer runs its train step (trainers/torch_trainer.py, trainers/tf_step.py). The defaults
+# are each framework's everyday fast mode: eager TensorFlow is ~20x slower than a tf.function
+# (measured), an unfair race unless that is what is being measured.
+TORCH_MODES = ("eager", "compile")
+TF_MODES = ("function", "eager", "xla")
+
+MAX_SPEC_BYTES = 64 * 1024  # spec.json read cap: a real one is under 3 KB, 100 embedding steps included
+
+# (samples, features, outputs) of each task as trainers/data.py builds it, for the budgets without
+# numpy or sklearn; samples None means n_samples (spirals keeps the even part: two equal arms).
+# tests/test_limits.py checks these against trainers.data and trainers.weights.
+TASK_SHAPES = {"digits": (1797, 64, 10), "spirals": (None, 2, 2), "regression": (None, 8, 1)}
+CNN_CONV_OUTPUTS = (8 * 64, 16 * 64)  # conv0, conv1 outputs a sample: 8 and 16 channels on 8x8, same padding
+CNN_CONV_PARAMS = (8 * 1 * 9 + 8) + (16 * 8 * 9 + 16)  # 3x3 kernels plus biases
+HISTOGRAMS_PER_LAYER = 4  # weights/ and grads/ of kernel and bias
 
 
 class SpecError(ValueError):
@@ -32,9 +57,32 @@ class SpecError(ValueError):
         self.field, self.value, self.why = field, value, why or message
 
 
-def _field(default: Any, help: str) -> Any:
-    """A RunSpec field with its help text in the dataclass metadata (the CLI's --help, the form's tooltips)."""
-    return field(default=default, metadata={"help": help})
+def _show(value: Any) -> str:
+    """repr, cut short: a message must not grow with what a visitor sent (nor take long to write)."""
+    if isinstance(value, (list, tuple, str)) and len(value) > 200:
+        value = value[:200]
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _field(default: Any, help: str, minimum: float | None = None, maximum: float | None = None,
+           ceiling: float | None = None, open: str = "", items: str | None = None) -> Any:
+    """A RunSpec field with its help text and bounds in the dataclass metadata.
+
+    minimum/maximum bound the value (each item of a tuple); maximum is the default limit and
+    ceiling (maximum when None) the most an admin may set it to. open: "min", "max" or "minmax",
+    the ends that are excluded ((0, 10) for lr). items: the BUDGETS entry that caps a tuple's length."""
+    meta: dict[str, Any] = {"help": help}
+    if maximum is not None:
+        meta.update(minimum=minimum, maximum=maximum, ceiling=maximum if ceiling is None else ceiling, open=open)
+    if items is not None:
+        meta["items"] = items
+    return field(default=default, metadata=meta)
+
+
+def bad_value(name: str, value: Any, why: str) -> SpecError:
+    """The SpecError for field `name` holding `value`: `RunSpec.lr=20: must be in (0, 10)`."""
+    return SpecError(f"RunSpec.{name}={_show(value)}: {why}", name, value, why)
 
 
 def field_help(name: str) -> str:
@@ -43,33 +91,77 @@ def field_help(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """A limit on a count or a cost computed from several fields."""
+    minimum: int  # the smallest sensible limit
+    default: int  # the limit until an admin changes it: fits a 2-core, 24 GB machine
+    ceiling: int  # the most an admin may set; RunSpec refuses more itself
+    help: str
+
+
+BUDGETS = MappingProxyType({
+    "hidden_layers": Budget(1, 8, 32, "entries of hidden"),
+    "embedding_exports": Budget(0, 100, 1000, "entries of embedding_steps"),
+    # float64 with Adam holds 4 copies (weights, grads, 2 moments): 320 MB a trainer at 10M, two trainers.
+    "parameters": Budget(1, 10_000_000, 100_000_000, "weights and biases of the model"),
+    # Validation runs the whole split in one forward pass: 32M float64 values = 256 MB, about 3x in training.
+    "activations": Budget(1, 32_000_000, 512_000_000,
+                          "layer outputs of one forward pass: the larger of a batch and the validation split, "
+                          "times the summed layer widths"),
+    # tensorboardX writes them as TSV text, ~12 bytes a value, and the Embeddings page loads them.
+    "embedding_values": Budget(1, 10_000_000, 100_000_000,
+                               "exported embedding numbers: exports x samples x (features + outputs)"),
+    # Each log point is ~5 scalar records (~350 bytes a framework) and ~7 DataFrame rows in the dashboard.
+    "log_points": Budget(1, 200_000, 10_000_000, "train-scalar log steps: total steps / log_every"),
+    "histograms": Budget(1, 200_000, 10_000_000, "histograms written (~1 KB each): histogram steps x 4 a layer"),
+})
+
+
+@dataclass(frozen=True)
 class RunSpec:
     task: str = _field("digits",
                        "digits: sklearn's bundled 8x8 digits (10 classes); spirals: 2-class synthetic; regression: synthetic y = f(x) + noise")
     model: str = _field("mlp", "mlp: Dense/Linear stack; cnn: two 3x3 convs + dense head (digits only, images 1x8x8)")
-    hidden: tuple[int, ...] = _field((64, 32), "MLP hidden widths (the CNN uses hidden[-1] for its dense layer)")
+    hidden: tuple[int, ...] = _field((64, 32), "MLP hidden widths (the CNN uses hidden[-1] for its dense layer)",
+                                     1, 4096, 16384, items="hidden_layers")
     optimizer: str = _field("sgd", "sgd (with momentum, torch's convention buf = mu*buf + g) or adam")
-    lr: float = _field(0.05, "learning rate, constant")
-    momentum: float = _field(0.9, "SGD momentum; 0 for plain SGD")
-    beta1: float = _field(0.9, "Adam first-moment decay")
-    beta2: float = _field(0.999, "Adam second-moment decay")
-    eps: float = _field(1e-8,
-                        "Adam epsilon, torch's placement (sqrt(v_hat) + eps); used on both sides when init=shared")
-    weight_decay: float = _field(0.0, "L2 added to the gradient (torch's coupled form), both sides")
-    batch_size: int = _field(32, "samples per step; the last short batch of an epoch is dropped")
-    epochs: int = _field(10, "passes over the training split")
-    steps: int = _field(0, "when > 0, stop after this many steps (may end mid-epoch); 0 = run all epochs")
-    seed: int = _field(0, "seeds the split, the batch order and the shared initial weights")
-    log_every: int = _field(10, "write train scalars every N steps (1 = every step)")
-    histogram_every: int = _field(0, "write weight/grad histograms every N steps; 0 = four times per epoch")
-    embedding_steps: tuple[int, ...] = _field((), "steps at which to export embeddings besides the final one")
-    embedding_samples: int = _field(256, "fixed validation subset exported as embeddings (first N of the val split)")
-    val_fraction: float = _field(0.2, "share of samples held out for validation, chosen from the seed")
-    n_samples: int = _field(1000, "samples generated for the synthetic tasks (spirals, regression)")
+    lr: float = _field(0.05, "learning rate, constant", 0, 10, open="minmax")
+    momentum: float = _field(0.9, "SGD momentum; 0 for plain SGD", 0, 1, open="max")
+    beta1: float = _field(0.9, "Adam first-moment decay", 0, 1, open="max")
+    beta2: float = _field(0.999, "Adam second-moment decay", 0, 1, open="max")
+    eps: float = _field(1e-8, "Adam epsilon, torch's placement (sqrt(v_hat) + eps); used on both sides when init=shared",
+                        0, 1, open="minmax")
+    # Coupled L2: lr * weight_decay >= 1 zeroes or flips the weights every step; 1 is already extreme.
+    weight_decay: float = _field(0.0, "L2 added to the gradient (torch's coupled form), both sides", 0, 1)
+    batch_size: int = _field(32, "samples per step; the last short batch of an epoch is dropped", 1, 4096, 65536)
+    epochs: int = _field(10, "passes over the training split", 0, 1000, 100_000)
+    steps: int = _field(0, "when > 0, stop after this many steps (may end mid-epoch); 0 = run all epochs",
+                        0, 1_000_000, 10_000_000)
+    # 32 bits: numpy, torch and TensorFlow all take it as is, so the seed means the same on both sides.
+    seed: int = _field(0, "seeds the split, the batch order and the shared initial weights", 0, 2**32 - 1)
+    log_every: int = _field(10, "write train scalars every N steps (1 = every step)", 1, 1_000_000, 10_000_000)
+    histogram_every: int = _field(0, "write weight/grad histograms every N steps; 0 = four times per epoch",
+                                  0, 1_000_000, 10_000_000)
+    embedding_steps: tuple[int, ...] = _field((), "steps at which to export embeddings besides the final one",
+                                              0, 1_000_000, 10_000_000, items="embedding_exports")
+    embedding_samples: int = _field(256, "fixed validation subset exported as embeddings (first N of the val split)",
+                                    1, 5000, 100_000)
+    val_fraction: float = _field(0.2, "share of samples held out for validation, chosen from the seed", 0, 1,
+                                 open="minmax")
+    n_samples: int = _field(1000, "samples generated for the synthetic tasks (spirals, regression)",
+                            1, 1_000_000, 10_000_000)
     init: str = _field("shared",
                        "shared: one set of initial weights from the seed, loaded by both; native: each framework's own defaults")
     dtype: str = _field("float32", "float32 or float64, both trainers")
-    threads: int = _field(1, "intra- and inter-op threads per trainer (a pair on 2 cores shares them fairly)")
+    # A fixed number, not os.cpu_count(): a spec must mean the same on the dashboard's host and on the
+    # trainer's (a cluster node), and in a container cpu_count() is the host's, not the quota. Past 64
+    # a thread pool costs stacks and arenas on any CPU this targets; 8 already oversubscribes 2 cores.
+    threads: int = _field(1, "intra- and inter-op threads per trainer (a pair on 2 cores shares them fairly)",
+                          1, 8, 64)
+    torch_mode: str = _field("eager", "PyTorch train step: eager (op by op) or compile (torch.compile, default "
+                                      "backend inductor: a C++ compiler, ~20 s on the first step)")
+    tf_mode: str = _field("function", "TensorFlow train step: function (tf.function graph), eager (the same "
+                                      "Python step op by op, ~20x slower) or xla (tf.function(jit_compile=True))")
 
     def __post_init__(self) -> None:
         # JSON gives lists; the dataclass is frozen and hashable, so store tuples.
@@ -79,48 +171,34 @@ class RunSpec:
                 object.__setattr__(self, name, tuple(value))
         self._validate()
 
-    def _validate(self) -> None:
-        def bad(name: str, why: str) -> SpecError:
-            value = getattr(self, name)
-            return SpecError(f"RunSpec.{name}={value!r}: {why}", name, value, why)
+    def _bad(self, name: str, why: str) -> SpecError:
+        return bad_value(name, getattr(self, name), why)
 
+    def _validate(self) -> None:
         for name, allowed in (("task", TASKS), ("model", MODELS), ("optimizer", OPTIMIZERS),
-                              ("init", INITS), ("dtype", DTYPES)):
+                              ("init", INITS), ("dtype", DTYPES), ("torch_mode", TORCH_MODES),
+                              ("tf_mode", TF_MODES)):
             if getattr(self, name) not in allowed:
-                raise bad(name, f"must be one of {', '.join(allowed)}")
+                raise self._bad(name, f"must be one of {', '.join(allowed)}")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.type in ("int", "float") and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise bad(f.name, "must be a number")
+                raise self._bad(f.name, "must be a number")
             if f.type == "int" and not isinstance(value, int):
-                raise bad(f.name, "must be a whole number")
-        if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
-            raise bad("hidden", "must be one or more positive whole numbers")
-        if any(not isinstance(s, int) or s < 0 for s in self.embedding_steps):
-            raise bad("embedding_steps", "must be non-negative whole numbers")
-        for name in ("batch_size", "log_every", "embedding_samples", "threads", "n_samples"):
-            if getattr(self, name) < 1:
-                raise bad(name, "must be >= 1")
-        for name in ("epochs", "steps", "histogram_every"):
-            if getattr(self, name) < 0:
-                raise bad(name, "must be >= 0")
+                raise self._bad(f.name, "must be a whole number")
+        for name, least, words in (("hidden", 1, "one or more positive"), ("embedding_steps", 0, "non-negative")):
+            value, most = getattr(self, name), CEILINGS[_FIELDS[name].metadata["items"]]
+            if isinstance(value, tuple) and len(value) > most:  # before looking at a million items
+                raise self._bad(name, f"at most {most} values")
+            if (not isinstance(value, tuple) or (least and not value)
+                    or any(isinstance(v, bool) or not isinstance(v, int) or v < least for v in value)):
+                raise self._bad(name, f"must be {words} whole numbers")
+        check_fields({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, CEILINGS)
         if self.epochs == 0 and self.steps == 0:
-            raise bad("epochs", "epochs and steps cannot both be 0")
-        if not 0 < self.lr < 10:
-            raise bad("lr", "must be in (0, 10)")
-        if not 0 <= self.momentum < 1:
-            raise bad("momentum", "must be in [0, 1)")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise bad(name, "must be in [0, 1)")
-        if not 0 < self.eps < 1:
-            raise bad("eps", "must be in (0, 1)")
-        if self.weight_decay < 0:
-            raise bad("weight_decay", "must be >= 0")
-        if not 0 < self.val_fraction < 1:
-            raise bad("val_fraction", "must be in (0, 1)")
+            raise self._bad("epochs", "epochs and steps cannot both be 0")
         if self.model == "cnn" and self.task != "digits":
-            raise bad("model", f"cnn needs image input; task {self.task!r} has none (use task=digits)")
+            raise self._bad("model", f"cnn needs image input; task {self.task!r} has none (use task=digits)")
+        check_costs(self, CEILINGS)
 
     # --- JSON round-trip -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -132,23 +210,129 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+        if not isinstance(d, dict):
+            raise SpecError(f"a RunSpec is a JSON object, not {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise SpecError(f"RunSpec has no field {', '.join(map(repr, unknown))}", unknown[0], d[unknown[0]],
+            raise SpecError(f"RunSpec has no field {', '.join(map(_show, unknown[:5]))}", unknown[0], d[unknown[0]],
                             "no such field")
         return cls(**d)
 
     @classmethod
     def from_json(cls, text: str) -> "RunSpec":
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested past the stack
+            raise SpecError(f"not valid JSON: {str(exc)[:200]}") from None
+        return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "RunSpec":
-        return cls.from_json(Path(path).read_text())
+        """The spec in `path`; SpecError past MAX_SPEC_BYTES, read no further than that (OSError propagates)."""
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > MAX_SPEC_BYTES:
+                raise SpecError(f"{path}: {os.fstat(f.fileno()).st_size} bytes, more than a spec.json may "
+                                f"have ({MAX_SPEC_BYTES})")
+            data = f.read(MAX_SPEC_BYTES + 1)  # a pipe or a growing file has no honest size
+        if len(data) > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: more than a spec.json may have ({MAX_SPEC_BYTES} bytes)")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"{path}: not UTF-8 text ({exc})") from None
+        return cls.from_json(text)
 
     def replace(self, **changes: Any) -> "RunSpec":
         return dataclasses.replace(self, **changes)
+
+
+# --- bounds ----------------------------------------------------------------------------------------
+def _limits(key: str) -> Mapping[str, float]:
+    table = {f.name: f.metadata[key] for f in dataclasses.fields(RunSpec) if key in f.metadata}
+    table.update({name: getattr(b, "default" if key == "maximum" else "ceiling") for name, b in BUDGETS.items()})
+    return MappingProxyType(table)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunSpec)}
+DEFAULT_LIMITS = _limits("maximum")  # limit name -> the maximum until an admin changes it
+CEILINGS = _limits("ceiling")  # limit name -> the most it may ever be; what RunSpec enforces
+
+
+def check_fields(values: Mapping[str, Any], maxima: Mapping[str, float], note: str = "") -> None:
+    """SpecError for the first number in `values` (field name -> value, of the right types) outside
+    [minimum, maxima[name]]; a tuple's length against maxima[items] first, then each item. Fields
+    `values` lacks are skipped. `note` says whose limits they are."""
+    for name, value in values.items():
+        meta = _FIELDS[name].metadata
+        if "maximum" not in meta:
+            continue
+        limit, is_float = maxima[name], _FIELDS[name].type == "float"
+        if "items" in meta and len(value) > maxima[meta["items"]]:
+            raise bad_value(name, value, f"at most {maxima[meta['items']]} values{note}")
+        lo_open = "min" in meta["open"]
+        hi_open = "max" in meta["open"] and limit == meta["ceiling"]  # an admin's lower limit is inclusive
+        for v in value if isinstance(value, tuple) else (value,):
+            # Written so that NaN fails every comparison and is refused.
+            if (v > meta["minimum"] if lo_open else v >= meta["minimum"]) and (v < limit if hi_open else v <= limit):
+                continue
+            each = "each value " if isinstance(value, tuple) else ""
+            if is_float:
+                interval = f"{'(' if lo_open else '['}{meta['minimum']:g}, {limit:g}{')' if hi_open else ']'}"
+                raise bad_value(name, value, f"{each}must be in {interval}{note}")
+            if v < meta["minimum"]:
+                raise bad_value(name, value, f"{each}must be >= {meta['minimum']}")
+            raise bad_value(name, value, f"{each}must be <= {limit}{note}")
+
+
+def spec_costs(spec: RunSpec) -> dict[str, tuple[int, str, str]]:
+    """What `spec` costs: limit name -> (amount, the field a refusal names, how the amount adds up).
+
+    "steps" is the total a run takes, epochs included; the rest are BUDGETS. Mirrors trainers.data
+    (split, steps a epoch), trainers.weights (layer plan) and trainers.loop (cadence)."""
+    samples, n_features, n_outputs = TASK_SHAPES[spec.task]
+    n = samples or (spec.n_samples // 2 * 2 if spec.task == "spirals" else spec.n_samples)
+    n_val = max(1, int(round(n * spec.val_fraction)))
+    n_train = n - n_val
+    if n_train < 1:
+        blame = "val_fraction" if samples else "n_samples"
+        raise spec._bad(blame, f"{n} samples with {n_val} held out for validation leave none to train on")
+    per_epoch = max(1, n_train // spec.batch_size)
+    total = spec.steps or spec.epochs * per_epoch
+    if spec.model == "cnn":
+        widths, fan, params = [*CNN_CONV_OUTPUTS, spec.hidden[-1]], CNN_CONV_OUTPUTS[-1], CNN_CONV_PARAMS
+        dense = [spec.hidden[-1]]
+    else:
+        widths, fan, params, dense = list(spec.hidden), n_features, 0, list(spec.hidden)
+    for w in [*dense, n_outputs]:
+        params, fan = params + fan * w + w, w
+    n_layers = len(dense) + 1 + (len(CNN_CONV_OUTPUTS) if spec.model == "cnn" else 0)
+    rows = max(min(spec.batch_size, n_train), n_val)
+    row_source = ("batch_size" if spec.batch_size >= n_val else "n_samples" if not samples else "hidden")
+    exports = len({s for s in spec.embedding_steps if 0 < s < total}) + 1  # the last step always exports
+    emb_rows, emb_width = min(spec.embedding_samples, n_val), spec.hidden[-1] + n_outputs
+    hist_every = spec.histogram_every or max(1, per_epoch // 4)
+    hist_points = total // hist_every + 1
+    return {
+        "steps": (total, "steps" if spec.steps else "epochs", f"{spec.epochs} epochs x {per_epoch} steps an epoch"),
+        "parameters": (params, "hidden", "the model's weights and biases"),
+        "activations": (rows * (sum(widths) + n_outputs), row_source,
+                        f"{rows} rows in a forward pass x {sum(widths) + n_outputs} layer outputs"),
+        "embedding_values": (exports * emb_rows * emb_width,
+                             "embedding_steps" if spec.embedding_steps else "embedding_samples",
+                             f"{exports} exports x {emb_rows} samples x {emb_width} values"),
+        "log_points": (total // spec.log_every + 1, "log_every", f"{total} steps / log_every {spec.log_every}"),
+        "histograms": (hist_points * HISTOGRAMS_PER_LAYER * n_layers, "histogram_every",
+                       f"{hist_points} histogram steps x {HISTOGRAMS_PER_LAYER * n_layers} histograms"),
+    }
+
+
+def check_costs(spec: RunSpec, maxima: Mapping[str, float], note: str = "") -> None:
+    """SpecError naming a field when what `spec` costs as a whole passes maxima (see spec_costs)."""
+    for name, (amount, blame, how) in spec_costs(spec).items():
+        if amount > maxima[name]:
+            what = "steps" if name == "steps" else name.replace("_", " ")
+            raise spec._bad(blame, f"{how} = {amount} {what}, more than the {maxima[name]} allowed{note}")

@@ -150,6 +150,71 @@ def _point_colours(values: pd.Series | None, spec: ColorSpec, n: int) -> list[st
     return sample_colorscale("Viridis", list(np.clip((nums - spec.cmin) / span, 0, 1)))
 
 
+def step_text(step: int | None) -> str:
+    return "—" if step is None or pd.isna(step) else f"{int(step):,}"
+
+
+@dataclass(frozen=True)
+class SimilarityView:
+    """What the similarity section shows for a `similarity_by_step` frame and the chosen step."""
+    step: int | None  # the step the metrics are at; None: no metrics
+    cka: float  # linear CKA at `step` (nan without metrics)
+    knn_overlap: float  # k-NN overlap at `step`
+    chart: bool  # a chart over the steps: only with two steps or more, one point is no curve
+    note: str | None  # why there is no chart, and how to get one
+
+
+MORE_STEPS = ("To follow it over training, export more steps: the RunSpec field `embedding_steps` "
+              "(`twinboard launch --embedding-steps 100 200 …`, or **embedding steps** under Advanced "
+              "in the Launch form); the final step is always exported.")
+
+
+def similarity_view(frame: pd.DataFrame, step: int | None) -> SimilarityView:
+    """Metrics at `step` when it was compared (else at the only compared step), a chart only when
+    there are steps to draw it over."""
+    steps = list(dict.fromkeys(frame["step"])) if len(frame) else []
+    now = frame[frame["step"] == step] if step is not None else frame.iloc[0:0]
+    if not len(now) and len(steps) == 1:
+        now = frame.iloc[:1]
+    at = now["step"].iloc[0] if len(now) else None
+    cka, knn = (float(now["cka"].iloc[0]), float(now["knn_overlap"].iloc[0])) if len(now) else (np.nan, np.nan)
+    if not steps:
+        note = ("No step was exported on both sides with the same samples, so there is nothing to compare. "
+                + MORE_STEPS)
+    elif len(steps) == 1:
+        note = (f"Only step {step_text(steps[0])} was exported on both sides: one number each, no curve. "
+                + MORE_STEPS)
+    else:
+        note = None
+    return SimilarityView(None if at is None or pd.isna(at) else int(at), cka, knn, len(steps) > 1, note)
+
+
+def similarity_caption(n: int, k: int) -> str:
+    """What the two similarity numbers mean, on `n` samples with `k` neighbours."""
+    return (f"Per exported step, on the same {n:,} samples on both sides. Linear CKA (Kornblith et al. 2019) "
+            "compares the centred activations' similarity structure: 1 when one side is a rotation or "
+            f"uniform scaling of the other, near 0 for unrelated ones. {k}-NN overlap: the mean share of "
+            f"each sample's {k} nearest neighbours (Euclidean, itself excluded) that both sides agree on.")
+
+
+def alignment_note(method: str) -> str:
+    """How the two sides' projections were made comparable (PCA signs, t-SNE orientation)."""
+    if method.startswith("PCA"):
+        return ("PCA by SVD of the centred activations. Signs: on each side the sample with the largest "
+                "|score| on a component scores positive; then each TensorFlow component's sign is flipped "
+                "where that raises its correlation with the PyTorch one (axes stay PC1, PC2, …).")
+    return ("t-SNE (scikit-learn, PCA init, seed 0) on each side; the TensorFlow picture is then rotated/"
+            "reflected onto the PyTorch one by orthogonal Procrustes (no scaling), since t-SNE axes "
+            "carry no meaning.")
+
+
+def axis_titles(method: str, explained: tuple[float, ...]) -> list[str]:
+    """Axis titles of a projection: PCA components with their explained variance, or t-SNE 1-3."""
+    if method.startswith("PCA"):
+        return [f"PC{i + 1} ({v:.0%})" for i, v in enumerate(explained)]
+    return [f"t-SNE {i + 1}" for i in range(3)]
+
+
 def similarity_figure(frame: pd.DataFrame, k: int = 10, current_step: int | None = None) -> go.Figure:
     """Linear CKA and k-NN overlap over exported steps (columns tag, step, cka, knn_overlap), y in [0, 1]."""
     fig = go.Figure()

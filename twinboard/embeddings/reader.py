@@ -6,6 +6,8 @@ or in `plugins/projector/`), in either layout: tensorboardX's per-step subfolder
 TSV tensor (or raw float32 `.bytes` with tensor_shape), a metadata TSV and a sprite. Entries whose
 values live in a TensorFlow checkpoint are skipped with a message: Twinboard loads no checkpoints.
 Every path is resolved inside the run folder; one that leaves it is refused (`OutsideRunError`).
+Files are read within caps checked before they cost memory (`twinboard.embeddings.files`); an entry
+over one is listed in `problems()`, the others still load.
 
 Projections (PCA by SVD, t-SNE) and the similarity of two embeddings of the same samples (linear CKA,
 k-NN overlap) are pure numpy / scikit-learn functions of [N, D] arrays.
@@ -20,16 +22,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from twinboard.embeddings.files import (
+    Budget, EmbeddingError, checked_size, read_metadata, read_sprite, read_tensor)
 from twinboard.events import Problem
 from twinboard.runs import OutsideLogdirError
 
 CONFIG_NAME = "projector_config.pbtxt"
 CONFIG_PLACES = (CONFIG_NAME, f"plugins/projector/{CONFIG_NAME}")  # TensorBoard looks in both
 _CHECKPOINT = re.compile(r"(\.ckpt|\.index$|\.data-\d+-of-\d+$|\.meta$)")
-
-
-class EmbeddingError(ValueError):
-    """A projector config or one of its files that cannot be read; the message names the file."""
+MAX_CONFIG_BYTES = 1 << 20  # a projector config: a few hundred bytes per entry
+MAX_ENTRIES = 1000  # entries read from the configs of one run (every one costs file reads)
 
 
 class OutsideRunError(EmbeddingError, OutsideLogdirError):
@@ -90,8 +92,10 @@ def read_embeddings(path: str | os.PathLike) -> EmbeddingList:
     run = Path(path).resolve()
     found: dict[str, Embedding] = {}
     skipped: list[Problem] = []
+    budget, entries = Budget(), 0  # what one read may hold, every entry together
     for cfg_file in config_files(path):
         cfg_path = _inside(run, cfg_file)
+        checked_size(cfg_path, MAX_CONFIG_BYTES, "projector config")
         config = projector_config_pb2.ProjectorConfig()
         try:
             text_format.Parse(cfg_path.read_text(encoding="utf-8"), config)
@@ -99,8 +103,13 @@ def read_embeddings(path: str | os.PathLike) -> EmbeddingList:
             raise EmbeddingError(f"{cfg_file}: not a projector config: {e}") from e
         for entry in config.embeddings:
             name = entry.tensor_name or entry.tensor_path or "(unnamed)"
+            entries += 1
+            if entries > MAX_ENTRIES:
+                skipped.append(Problem(str(cfg_path), None, f"{name}: not read, past the first "
+                                                            f"{MAX_ENTRIES} entries of this run"))
+                continue
             try:
-                found[name] = _load_entry(run, cfg_path, entry)
+                found[name] = _load_entry(run, cfg_path, entry, budget)
             except OutsideRunError:
                 raise
             except EmbeddingError as e:
@@ -131,7 +140,7 @@ def _resolve(run: Path, cfg_path: Path, rel: str, what: str) -> Path:
     return resolved
 
 
-def _load_entry(run: Path, cfg_path: Path, entry) -> Embedding:
+def _load_entry(run: Path, cfg_path: Path, entry, budget: Budget) -> Embedding:
     name = entry.tensor_name
     if not entry.tensor_path or _CHECKPOINT.search(entry.tensor_path):
         where = entry.tensor_path or "the run's TensorFlow checkpoint"
@@ -142,12 +151,12 @@ def _load_entry(run: Path, cfg_path: Path, entry) -> Embedding:
     sprite_file = None
     if entry.HasField("sprite") and entry.sprite.image_path:
         sprite_file = _resolve(run, cfg_path, entry.sprite.image_path, "sprite.image_path")
-    tensor = _read_tensor(tensor_file, list(entry.tensor_shape))
+    tensor = read_tensor(tensor_file, list(entry.tensor_shape), budget)
     n = tensor.shape[0]
-    metadata = _read_metadata(meta_file, n) if meta_file else pd.DataFrame(index=range(n))
+    metadata = read_metadata(meta_file, n, budget) if meta_file else pd.DataFrame(index=range(n))
     images = None
     if sprite_file is not None:
-        images = _read_sprite(sprite_file, list(entry.sprite.single_image_dim), n)
+        images = read_sprite(sprite_file, list(entry.sprite.single_image_dim), n, budget)
     tag, step = _tag_and_step(name, entry.tensor_path)
     return Embedding(str(run), name or entry.tensor_path, tag, step, tensor, metadata, images)
 
@@ -159,89 +168,6 @@ def _tag_and_step(name: str, tensor_path: str) -> tuple[str, int | None]:
     first = Path(tensor_path).parts[0] if tensor_path else ""
     step = int(first) if first.isdigit() else None  # tensorboardX: <step:05d>/<tag>/tensors.tsv
     return name or Path(tensor_path).stem, step
-
-
-def _read_tensor(path: Path, shape: list[int]) -> np.ndarray:
-    if not path.is_file():
-        raise EmbeddingError(f"tensor file {path.name} is missing")
-    if path.suffix == ".bytes":
-        return _read_bytes(path, shape)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return _read_bytes(path, shape)  # TensorBoard's rule: not text means raw float32
-    rows = [line.split("\t") for line in text.splitlines() if line.strip()]
-    if not rows:
-        raise EmbeddingError(f"tensor file {path.name} is empty")
-    widths = {len(r) for r in rows}
-    if len(widths) != 1:
-        raise EmbeddingError(f"tensor file {path.name}: rows have {sorted(widths)} columns")
-    try:
-        return np.array(rows, dtype=np.float32)
-    except ValueError as e:
-        raise EmbeddingError(f"tensor file {path.name}: {e}") from e
-
-
-def _read_bytes(path: Path, shape: list[int]) -> np.ndarray:
-    if len(shape) != 2:
-        raise EmbeddingError(f"{path.name}: raw float32 tensor needs a 2-D tensor_shape, got {shape}")
-    data = np.fromfile(path, dtype="<f4")
-    if data.size != shape[0] * shape[1]:
-        raise EmbeddingError(f"{path.name}: {data.size} floats, tensor_shape {shape} needs "
-                             f"{shape[0] * shape[1]}")
-    return data.reshape(shape)
-
-
-def _read_metadata(path: Path, n: int) -> pd.DataFrame:
-    """TensorBoard's rule: a header row iff the first line has a tab; one column has none."""
-    if not path.is_file():
-        raise EmbeddingError(f"metadata file {path.name} is missing")
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the newline ending the last row
-    lines = [ln.rstrip("\r") for ln in lines]
-    if lines and "\t" in lines[0]:
-        header = _unique(lines[0].split("\t"))
-        rows = [ln.split("\t") for ln in lines[1:]]
-    else:
-        header, rows = ["label"], [[ln] for ln in lines]
-    if len(rows) != n:
-        raise EmbeddingError(f"metadata file {path.name} has {len(rows)} rows for {n} points")
-    width = len(header)
-    rows = [(r + [""] * width)[:width] for r in rows]
-    return pd.DataFrame(rows, columns=header, dtype=str)
-
-
-def _unique(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for i, raw in enumerate(names):
-        name = raw or f"column {i}"
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
-    return out
-
-
-def _read_sprite(path: Path, dims: list[int], n: int) -> np.ndarray:
-    """Cuts the row-major sprite into [N, h, w] grey images in [0, 1]."""
-    from PIL import Image
-
-    if len(dims) != 2 or min(dims) < 1:
-        raise EmbeddingError(f"sprite {path.name}: single_image_dim must be [width, height], got {dims}")
-    if not path.is_file():
-        raise EmbeddingError(f"sprite {path.name} is missing")
-    w, h = dims
-    try:
-        with Image.open(path) as im:
-            pixels = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-    except (OSError, Image.DecompressionBombError) as e:
-        raise EmbeddingError(f"sprite {path.name}: {e}") from e
-    cols, rows = pixels.shape[1] // w, pixels.shape[0] // h
-    if cols * rows < n:
-        raise EmbeddingError(f"sprite {path.name} ({pixels.shape[1]}x{pixels.shape[0]}) holds "
-                             f"{cols * rows} images of {w}x{h}, fewer than {n} points")
-    tiles = pixels[:rows * h, :cols * w].reshape(rows, h, cols, w).transpose(0, 2, 1, 3)
-    return np.ascontiguousarray(tiles.reshape(rows * cols, h, w)[:n])
 
 
 # --- projections ----------------------------------------------------------------------------------

@@ -16,6 +16,6 @@ Trouble: a reader carries on past what it cannot read and lists it in `problems(
 """
 from twinboard.contract.files import is_event_file
 from twinboard.contract.records import FOOTER, HEADER, CorruptRecordError, frame, iter_frames, split_records
-from twinboard.events.records import iter_events, RecordReader
+from twinboard.events.records import iter_events, Record, RecordReader
 from twinboard.events.problems import Problem, read_intact
 from twinboard.events.scalars import read_scalars, record_scalars, ScalarStore, Series

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from twinboard.events import native
-from twinboard.contract import CorruptRecordError, iter_frames
+from twinboard.contract import CorruptRecordError, check_length, iter_frames
 
 # Kernel status codes (res[0]); the same numbers as in _fastscan_kernel.
 DONE, FULL, FALLBACK, NEW_TAG, BAD_LENGTH_CRC, BAD_DATA_CRC = range(6)
@@ -155,8 +155,9 @@ def decode(buf, start: int, tags: Tags, out: Columns, fallback: Fallback, *,
     """Decode the complete records of `buf` from `start`; return the offset just past the last one.
 
     `buf` is anything exposing a buffer (bytes, mmap, uint8 array); `base` is the file offset of
-    buf[0], used in error messages. A half-written tail is left alone. A CRC mismatch raises
-    `CorruptRecordError` naming the record's file offset, after `out` got every earlier scalar.
+    buf[0], used in error messages. A half-written tail is left alone. A CRC mismatch, or a length
+    over the contract's MAX_RECORD, raises `CorruptRecordError` naming the record's file offset,
+    after `out` got every earlier scalar.
     `pure=True` forces the protobuf path (tests compare the two).
     """
     arr = buf if isinstance(buf, np.ndarray) else np.frombuffer(buf, np.uint8)
@@ -181,6 +182,9 @@ def _decode_native(kernel, arr, start, tags, out, fallback, path, base, check_cr
                out.wall_time.ctypes.data, out.value.ctypes.data, out.n, len(out.tag), a_res)
         status, pos, out.n, a, b, h = res.tolist()
         if status == DONE:
+            if end - pos >= 12:  # stopped before a record it could not finish: pending, or a
+                # crafted length (its CRC matched) that no writer writes: corruption, as in iter_frames
+                check_length(struct.unpack("<Q", arr[pos:pos + 8].tobytes())[0], path, base + pos)
             return pos
         if status == FULL:
             out.grow(max(1024, len(out.tag)))

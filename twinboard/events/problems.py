@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from twinboard.contract import CorruptRecordError, split_records
+from twinboard.contract import CorruptRecordError
 from twinboard.events.records import RecordReader
 
 _CORRUPT = "corrupt record at byte {offset}: "  # how a corrupt record's message starts
@@ -33,6 +33,12 @@ class Problem:
         message = _CORRUPT.format(offset=err.offset) + err.reason
         return cls(err.path, err.offset, f"{message}; {consequence}" if consequence else message)
 
+    @classmethod
+    def too_big(cls, path: str | os.PathLike, offset: int, length: int, cap: int, what: str) -> Problem:
+        """A record passed over unread: `length` bytes, more than the `cap` a reader of `what` takes."""
+        return cls(str(path), offset, f"record at byte {offset} holds {length} bytes, more than the "
+                                      f"{cap} a {what} may take; not read")
+
     def error(self) -> CorruptRecordError | OSError:
         """The problem as the exception a one-shot reader raises: CorruptRecordError at `offset`
         (a corrupt record's error as it was raised), OSError for a file that could not be opened."""
@@ -45,12 +51,12 @@ class Problem:
 def read_intact(reader: RecordReader) -> tuple[list[bytes], CorruptRecordError | None]:
     """The records appended since `reader`'s last read, and None; or, when one of them is damaged,
     the complete records before it and the error, with the reader's offset left at the damage (a
-    reader that reads again meets it again: damage is reported, never skipped)."""
-    try:
-        return reader.read(), None
-    except CorruptRecordError as err:
-        with open(reader.path, "rb") as f:
-            good = os.pread(f.fileno(), err.offset - reader.offset, reader.offset)
-        records, _ = split_records(good, reader.path, reader.offset)
-        reader.offset = err.offset
-        return records, err
+    reader that reads again meets it again: damage is reported, never skipped). Records over the
+    reader's max_record are left out. Holds them all: a store that may meet big files reads
+    `reader.frames()` batch by batch instead."""
+    out: list[bytes] = []
+    while True:
+        records, err = reader.frames()
+        out += [r.data for r in records if r.data is not None]
+        if err is not None or not records:
+            return out, err

@@ -173,7 +173,8 @@ class ScalarStore:
     """Every scalar under a logdir (or one run folder, or one event file), kept up to date by
     `refresh()`, which reads only the bytes appended since the previous call.
 
-    A half-written last record is left for the next refresh. A file with a corrupt record keeps the
+    A half-written last record is left for the next refresh. A file with a corrupt record (a CRC
+    that fails, or a length over the contract's MAX_RECORD: crafted, never waited for) keeps the
     points before it, is not read again, and is listed by `problems()`; other files carry on.
     A step logged twice is kept twice, in write order (see `twinboard.events`).
     """

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from typing import Any, Collection
 
 import pandas as pd
 
 from twinboard.contract import files
+# The one rule for "same shape" (NCHW against NHWC, unknown sizes), shared with the Parity page's settings diff.
+from twinboard.contract import shapes_agree
 from twinboard.graphs.reader import Graph, default_graph
 from twinboard.graphs.view import BRACKET, forward_only, layer_index, layer_key
 
@@ -139,25 +140,6 @@ def _fill(table: pd.DataFrame, extra: pd.DataFrame, append: bool) -> pd.DataFram
         rest = extra[~extra["layer"].isin(table["layer"])]
         table = pd.concat([table, rest], ignore_index=True) if not table.empty else rest.copy()
     return table
-
-
-def _dims(shape: str) -> list[int | None] | None:
-    if not shape or shape == "?":
-        return None
-    return [int(d) if re.fullmatch(r"-?\d+", d.strip()) and int(d) >= 0 else None
-            for d in shape.strip("[]").split(",") if d.strip()]
-
-
-def shapes_agree(a: str, b: str) -> bool:
-    """Same shape, unknown sizes matching anything; a torch NCHW shape agrees with its NHWC twin."""
-    da, db = _dims(a), _dims(b)
-    if da is None or db is None:
-        return True
-
-    def same(x, y):
-        return len(x) == len(y) and all(p is None or q is None or p == q for p, q in zip(x, y))
-
-    return same(da, db) or (len(da) == 4 and same([da[0], da[2], da[3], da[1]], db))
 
 
 def align_layers(left: pd.DataFrame, right: pd.DataFrame, labels: tuple[str, str] = ("PyTorch", "TensorFlow"),

@@ -11,6 +11,13 @@ Reading is tolerant where TensorBoard is not (pytorch#24157: data written, empty
 may carry `^` (control) and `:N` (output index) marks, name nodes that are missing (each gets a stub
 node, op `(missing)`), or repeat; every repair is listed in `Graph.notes`. Collapsing, search and DOT
 live in `twinboard.graphs.view`, the layers table in `twinboard.graphs.layers`.
+
+What a file cannot make us hold: a graph blob (GraphDef, MetaGraphDef, RunMetadata, Keras JSON) over
+MAX_GRAPH_BYTES is not parsed, and one with more than MAX_NODES nodes is not tabled, both before the
+cost is paid: parsing crafted protobuf takes up to ~56x its size in memory (measured: 3.8 MiB of empty
+NodeDefs -> 215 MB), and each tabled node a few KB. Records over the cap are passed over unread. A
+record that is not what it says (garbage that passed its CRC, bad JSON) is skipped. Each becomes a
+Problem (path, byte offset, message) in `GraphScanner.problems()`; the page shows them, never a traceback.
 """
 from __future__ import annotations
 
@@ -23,13 +30,21 @@ from typing import Any, Iterable
 import pandas as pd
 
 from twinboard.contract.files import event_files
-from twinboard.events import Problem, read_intact, RecordReader
+from twinboard.events import Problem, Record, RecordReader
 
 RUN_METADATA_PLUGINS = ("graph_run_metadata", "graph_run_metadata_graph")
 KERAS_PLUGIN = "graph_keras_model"
 MISSING = "(missing)"  # op of a stub node made for an input that names no node
 NODE_COLUMNS = ["name", "op", "scope", "device", "shape", "attrs"]
 EDGE_COLUMNS = ["src", "dst", "control"]
+# The models Twinboard trains give graphs of ~10-500 KB and a few thousand ops; TF graphs of big
+# models reach a few MB. Larger blobs are listed as problems, not drawn (see the module docstring).
+MAX_GRAPH_BYTES = 4 << 20
+MAX_NODES = 50_000
+
+
+class GraphTooBig(ValueError):
+    """A graph over MAX_GRAPH_BYTES or MAX_NODES; the message says which and by how much."""
 
 
 @dataclass
@@ -116,7 +131,10 @@ def _guess_framework(ops: Iterable[str]) -> str:
 
 
 def graph_from_graphdef(gd: Any, tag: str = "graph_def", step: int = 0) -> Graph:
-    """A GraphDef (tensorboard.compat.proto) as node and edge tables, repairing what it must."""
+    """A GraphDef (tensorboard.compat.proto) as node and edge tables, repairing what it must.
+    Raises GraphTooBig past MAX_NODES nodes, before any is tabled."""
+    if len(gd.node) > MAX_NODES:
+        raise GraphTooBig(f"graph {tag!r} has {len(gd.node)} nodes, more than the {MAX_NODES} shown")
     rows: list[dict] = []
     seen: set[str] = set()
     dupes = unnamed = 0
@@ -182,14 +200,21 @@ def _keras_sources(inbound: Any) -> list[str]:
 
 
 def graph_from_keras_json(text: str, tag: str = "keras", step: int = 0) -> Graph:
-    """Keras' model JSON (`model.to_json()`) as one node per layer, edges along the data flow."""
+    """Keras' model JSON (`model.to_json()`) as one node per layer, edges along the data flow.
+    Raises ValueError for JSON that is not a Keras model, GraphTooBig past MAX_NODES layers."""
+    _check_size(len(text), tag)
     cfg = json.loads(text)
-    layers = cfg.get("config", {}).get("layers", [])
+    conf = cfg.get("config") if isinstance(cfg, dict) else None
+    layers = conf.get("layers", []) if isinstance(conf, dict) else None
+    if not isinstance(layers, list) or not all(isinstance(x, dict) for x in layers):
+        raise ValueError(f"graph {tag!r}: not a Keras model's JSON (no config.layers list)")
+    if len(layers) > MAX_NODES:
+        raise GraphTooBig(f"graph {tag!r} has {len(layers)} layers, more than the {MAX_NODES} shown")
     rows, edges = [], []
     sequential = cfg.get("class_name") == "Sequential"
     prev = None
     for layer in layers:
-        conf = layer.get("config", {})
+        conf = layer.get("config") if isinstance(layer.get("config"), dict) else {}
         name = conf.get("name") or layer.get("name") or f"layer{len(rows)}"
         shape = conf.get("batch_shape") or conf.get("batch_input_shape")
         attrs = {k: v for k, v in conf.items()
@@ -267,9 +292,15 @@ def _scan_fields(rec: bytes) -> bool:
     return False
 
 
+def _check_size(size: int, tag: str) -> None:
+    if size > MAX_GRAPH_BYTES:
+        raise GraphTooBig(f"graph {tag!r} takes {size} bytes, more than the {MAX_GRAPH_BYTES} read")
+
+
 def _graphs_in_run_metadata(data: bytes, tag: str, step: int) -> list[Graph]:
     from tensorboard.compat.proto import config_pb2
 
+    _check_size(len(data), tag)
     meta = config_pb2.RunMetadata()
     meta.ParseFromString(data)
     defs = [f.pre_optimization_graph if f.pre_optimization_graph.node else f.post_optimization_graph
@@ -283,10 +314,12 @@ def _graphs_in_event(ev: Any, plugins: dict[str, str]) -> list[Graph]:
 
     what = ev.WhichOneof("what")
     if what == "graph_def":
+        _check_size(len(ev.graph_def), "graph_def")
         gd = graph_pb2.GraphDef()
         gd.ParseFromString(ev.graph_def)
         return [graph_from_graphdef(gd, "graph_def", ev.step)]
     if what == "meta_graph_def":
+        _check_size(len(ev.meta_graph_def), "meta_graph_def")
         mg = meta_graph_pb2.MetaGraphDef()
         mg.ParseFromString(ev.meta_graph_def)
         return [graph_from_graphdef(mg.graph_def, "meta_graph_def", ev.step)]
@@ -318,21 +351,30 @@ class GraphScanner:
         self._readers: dict[Path, RecordReader] = {}
         self._plugins: dict[Path, dict[str, str]] = {}  # per file: summary tag -> plugin name
         self._found: list[Graph] = []
-        self._problems: list[Problem] = []  # damaged records met by the last read, one per file
+        self._damaged: list[Problem] = []  # damaged records met by the last read, one per file
+        self._skipped: list[Problem] = []  # graph records passed over (too big, unreadable), kept
 
     def read(self) -> list[Graph]:
         """Every graph so far, in file order, an identical graph once. A damaged record ends its
-        file's reading (the records before it still count) and is listed by `problems()`; a
-        half-written tail waits for the writer."""
+        file's reading (the records before it still count) and is listed by `problems()`, as is a
+        graph record too big or unreadable (skipped); a half-written tail waits for the writer."""
         files = [self.path] if self.path.is_file() else event_files(self.path)
         if any(f.stat().st_size < r.offset for f, r in self._readers.items() if f in files):
             self.__init__(self.path)  # a file shrank (replaced): start over
-        self._problems = []
+        self._damaged = []
         for f in files:
-            records, err = read_intact(self._readers.setdefault(f, RecordReader(f)))
-            if err is not None:
-                self._problems.append(Problem.corrupt(err))
-            self._parse(f, records)
+            reader = self._readers.setdefault(f, RecordReader(f, max_record=MAX_GRAPH_BYTES + _EVENT_SLACK))
+            while True:  # batch by batch: a big file never sits in memory whole
+                try:
+                    records, err = reader.frames()
+                except OSError as e:  # vanished or unreadable right now: say so, try again next read
+                    self._damaged.append(Problem(str(f), None, f"cannot be read: {e.strerror}"))
+                    break
+                self._parse(f, records)
+                if err is not None:
+                    self._damaged.append(Problem.corrupt(err))
+                if err is not None or not records:
+                    break
         self._found = _dedupe(self._found)
         return list(self._found)
 
@@ -342,23 +384,57 @@ class GraphScanner:
         return list(self._found)
 
     def problems(self) -> list[Problem]:
-        """The damaged records the last `read()` met, one per file (path, byte offset, message)."""
-        return list(self._problems)
+        """The damaged records the last `read()` met, one per file, and every graph record skipped
+        so far (path, byte offset, message)."""
+        return self._damaged + self._skipped
 
-    def _parse(self, f: Path, records: list[bytes]) -> None:
+    def _parse(self, f: Path, records: list[Record]) -> None:
+        from google.protobuf.message import DecodeError
         from tensorboard.compat.proto import event_pb2
 
         plugins = self._plugins.setdefault(f, {})
-        for rec in records:
-            if _may_hold_graph(rec):
-                ev = event_pb2.Event()
+        for at, length, rec in records:
+            if rec is None:
+                if _big_record_may_hold_graph(f, at, length):
+                    self._skipped.append(Problem.too_big(f, at, length, MAX_GRAPH_BYTES, "graph"))
+                continue
+            if not _may_hold_graph(rec):
+                continue
+            ev = event_pb2.Event()
+            try:
                 ev.ParseFromString(rec)
                 self._found += _graphs_in_event(ev, plugins)
+            except GraphTooBig as e:
+                self._skipped.append(Problem(str(f), at, f"{e}; not shown"))
+            except (DecodeError, ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
+                # garbage that passed its CRC, or JSON that is no Keras model: skip this record only
+                why = f"{type(e).__name__}: {e}"[:300]
+                self._skipped.append(Problem(str(f), at, f"record at byte {at} holds a graph that "
+                                                          f"cannot be read ({why}); not shown"))
+
+
+_EVENT_SLACK = 64 << 10  # bytes an Event may add around its graph blob (tags, metadata, step)
+
+
+def _big_record_may_hold_graph(path: Path, offset: int, length: int) -> bool:
+    """Whether a record passed over unread looks like a graph, from its first and last bytes (a
+    summary names its plugin in the metadata, written after the value): worth a problem, where an
+    image or a hostile file's junk is not."""
+    from twinboard.contract import HEADER
+
+    try:
+        with open(path, "rb") as fh:
+            head = os.pread(fh.fileno(), 32, offset + HEADER)
+            tail = os.pread(fh.fileno(), 256, offset + HEADER + length - 256)
+    except OSError:
+        return False
+    return b"graph_" in tail or _may_hold_graph(head)
 
 
 def read_graphs(path: str | os.PathLike) -> list[Graph]:
     """Every graph in an event file or a run folder, in file order, an identical graph once.
-    Raises CorruptRecordError for a damaged record; a half-written tail is left unread."""
+    Raises CorruptRecordError (file and byte) for the first problem GraphScanner would list: a
+    damaged record, or a graph record too big or unreadable; a half-written tail is left unread."""
     scanner = GraphScanner(path)
     graphs = scanner.read()
     problems = scanner.problems()

@@ -6,7 +6,7 @@ Collapsing maps every op to a *group*: a name-scope prefix (one node per scope) 
 in `expand` open one level further. An edge between two ops in different groups becomes one edge
 between the groups; edges inside a group vanish; no other edge is made.
 
-DOT is built here as text (no Graphviz needed: `st.graphviz_chart` lays it out in the browser).
+DOT is built here as text, for Graphviz users (the page offers it as a download; it draws with figure.py).
 """
 from __future__ import annotations
 
@@ -190,12 +190,22 @@ def quote(text: str) -> str:
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _short(name: str, width: int) -> str:
+def short_name(name: str, width: int) -> str:
+    """The last part of a scoped name, cut to `width` characters with an ellipsis."""
     last = name.rsplit("/", 1)[-1]
     return last if len(last) <= width else last[: width - 1] + "…"
 
 
 FILL = {"group": "#dbe9f6", "param": "#e8f5e9", "io": "#fff3e0", "missing": "#ffebee", "op": "#fafafa"}
+IO_OPS = ("IO Node", "Placeholder", "InputLayer")
+
+
+def node_kind(op: str, is_group: bool) -> str:
+    """What a drawn node is, for its style (a FILL key): a scope group, or a missing input, a parameter
+    read, a graph input/output, or any other op."""
+    if is_group:
+        return "group"
+    return "missing" if op == MISSING else "param" if op in PARAM_OPS else "io" if op in IO_OPS else "op"
 
 
 def to_dot(graph: Graph, highlight: Iterable[str] = (), rankdir: str = "TB", width: int = 28,
@@ -211,14 +221,13 @@ def to_dot(graph: Graph, highlight: Iterable[str] = (), rankdir: str = "TB", wid
     for r in graph.nodes.itertuples(index=False):
         is_group = bool(getattr(r, "group", False)) if has_group else False
         shape = f"\n{r.shape}" if r.shape else ""
+        kind = node_kind(r.op, is_group)
         if is_group:
             what = r.op if r.count == 1 else f"{r.count} ops"
-            label, kind = f"{_short(r.name, width)}\n{what}{shape}", "group"
+            label = f"{short_name(r.name, width)}\n{what}{shape}"
         else:
-            short = _short(r.name, width)
+            short = short_name(r.name, width)
             label = f"{short}\n{r.op}{shape}" if short != r.op else f"{short}{shape}"
-            kind = ("missing" if r.op == MISSING else "param" if r.op in PARAM_OPS
-                    else "io" if r.op in ("IO Node", "Placeholder", "InputLayer") else "op")
         style = ', style="rounded,filled,dashed"' if kind == "missing" else ""
         style += ', shape=box3d' if kind == "group" else ""
         mark = ', fillcolor="#ffd54f", penwidth=2.5, color="#e65100"' if r.name in marked else \

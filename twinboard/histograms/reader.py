@@ -16,6 +16,7 @@ Re-binning, distribution bands and the rest of the maths on this form are in twi
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -27,11 +28,14 @@ import numpy as np
 import pandas as pd
 
 from twinboard.contract.files import event_files
-from twinboard.contract import FOOTER, HEADER
-from twinboard.events import Problem, read_intact, RecordReader
+from twinboard.events import Problem, Record, RecordReader
 from twinboard.runs import list_event_runs, safe_path
 
 PLUGIN = "histograms"
+# What one histogram may hold, checked before anything is allocated: writers use 30 (TF2) to ~1,550
+# (TF1/tensorboardX exponential) buckets, so these only stop crafted records.
+MAX_BUCKETS = 100_000
+MAX_RECORD = 32 << 20  # bytes of one event this reader parses; bigger ones (graphs?) are passed over
 _EMPTY = np.zeros(0)
 _DTYPES = {1: "<f4", 2: "<f8", 19: "<f2"}  # DT_FLOAT, DT_DOUBLE, DT_HALF
 
@@ -48,6 +52,9 @@ def trim(edges: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def from_histo(histo) -> tuple[np.ndarray, np.ndarray]:
     """A HistogramProto (tensorboardX, torch.utils.tensorboard, TF1) as (edges, counts)."""
+    if max(len(histo.bucket_limit), len(histo.bucket)) > MAX_BUCKETS:
+        raise ValueError(f"histogram has {max(len(histo.bucket_limit), len(histo.bucket))} buckets, "
+                         f"over the cap of {MAX_BUCKETS}")
     limits = np.asarray(histo.bucket_limit, dtype=np.float64)
     counts = np.asarray(histo.bucket, dtype=np.float64)
     k = min(limits.size, counts.size)
@@ -70,6 +77,8 @@ def from_buckets(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(array, dtype=np.float64)
     if a.ndim != 2 or a.shape[1] != 3:
         raise ValueError(f"histogram tensor has shape {list(a.shape)}, expected [k, 3]")
+    if a.shape[0] > MAX_BUCKETS:
+        raise ValueError(f"histogram has {a.shape[0]} buckets, over the cap of {MAX_BUCKETS}")
     nz = np.flatnonzero(a[:, 2] > 0)
     if nz.size == 0:
         return _EMPTY, _EMPTY
@@ -94,19 +103,31 @@ def _finite(edges: np.ndarray) -> np.ndarray:
     return edges
 
 
-def tensor_to_array(t) -> np.ndarray:
-    """A TensorProto of float/double/half as an ndarray, without TensorFlow."""
-    shape = [d.size for d in t.tensor_shape.dim]
+def tensor_to_array(t, max_values: int = 3 * MAX_BUCKETS) -> np.ndarray:
+    """A TensorProto of float/double/half as an ndarray, without TensorFlow. The shape it claims is
+    checked against `max_values` and against the values really there before anything is allocated
+    (a 77-byte record may claim [10**12, 3])."""
+    shape = [int(d.size) for d in t.tensor_shape.dim]
     if t.dtype not in _DTYPES:
         raise ValueError(f"histogram tensor has dtype enum {t.dtype}, expected float/double/half")
+    if any(d < 0 for d in shape):
+        raise ValueError(f"histogram tensor has shape {shape}, with an unknown size")
+    n = math.prod(shape)  # Python ints: no overflow whatever the dims
+    if n > max_values:
+        raise ValueError(f"histogram tensor claims shape {shape} ({n} values), over the cap of {max_values}")
     if t.tensor_content:
+        width = np.dtype(_DTYPES[t.dtype]).itemsize
+        if len(t.tensor_content) != n * width:
+            raise ValueError(f"histogram tensor holds {len(t.tensor_content)} bytes for shape {shape} "
+                             f"({n * width} expected)")
         a = np.frombuffer(t.tensor_content, dtype=_DTYPES[t.dtype]).astype(np.float64)
-    elif t.dtype == 19:
-        a = np.asarray(t.half_val, dtype=np.uint16).view(np.float16).astype(np.float64)
     else:
-        a = np.asarray(t.double_val if t.dtype == 2 else t.float_val, dtype=np.float64)
-    n = int(np.prod(shape)) if shape else 1
-    if 0 < a.size < n:  # TF's short form: the last value repeats
+        vals = t.half_val if t.dtype == 19 else t.double_val if t.dtype == 2 else t.float_val
+        if len(vals) > n:
+            raise ValueError(f"histogram tensor holds {len(vals)} values for shape {shape}")
+        a = np.asarray(vals, dtype=np.uint16).view(np.float16) if t.dtype == 19 else np.asarray(vals)
+        a = a.astype(np.float64)
+    if 0 < a.size < n:  # TF's short form: the last value repeats (n is within the cap)
         a = np.concatenate([a, np.full(n - a.size, a[-1])])
     if a.size != n:
         raise ValueError(f"histogram tensor holds {a.size} values for shape {shape}")
@@ -174,7 +195,7 @@ class HistogramStore:
             for run, path in self._event_files(runs):
                 state = self._files.get(path)
                 if state is None:
-                    state = self._files[path] = _File(RecordReader(path), run)
+                    state = self._files[path] = _File(RecordReader(path, max_record=MAX_RECORD), run)
                 found += self._read(state)
             return found
 
@@ -182,7 +203,7 @@ class HistogramStore:
         """Read one event file as (part of) `run`, outside the logdir walk."""
         with self._lock:
             path = Path(path)
-            state = self._files.setdefault(path, _File(RecordReader(path), run))
+            state = self._files.setdefault(path, _File(RecordReader(path, max_record=MAX_RECORD), run))
             return self._read(state)
 
     def runs(self) -> list[str]:
@@ -243,15 +264,22 @@ class HistogramStore:
         state.inode = st.st_ino
         if state.broken_at == (st.st_size, st.st_mtime):
             return 0  # unchanged since we found it corrupt: don't re-read the bad bytes
-        start = state.reader.offset
-        records, err = read_intact(state.reader)  # the good records before a bad one are kept
+        found = 0
+        while True:  # batch by batch: a big file never sits in memory whole
+            try:
+                records, err = state.reader.frames()  # the good records before a bad one are kept
+            except OSError as e:  # vanished since the stat above: try again next refresh
+                self._problems[(key, "io")] = Problem(key, None, f"cannot be read: {e.strerror}")
+                return found
+            found += self._ingest(state, records)
+            if err is not None or not records:
+                break
         if err is None:
             state.broken_at = None
             self._problems.pop((key, "corrupt"), None)
         else:
             state.broken_at = (st.st_size, st.st_mtime)
             self._problems[(key, "corrupt")] = Problem.corrupt(err, "histograms after it are not shown")
-        found = self._ingest(state, records, start)
         pending = state.reader.pending_bytes()
         if pending and state.broken_at is None and time.time() - st.st_mtime > self.stale_after:
             self._problems[(key, "truncated")] = Problem(
@@ -269,13 +297,15 @@ class HistogramStore:
         for kind in ("corrupt", "truncated", "decode"):
             self._problems.pop((key, kind), None)
 
-    def _ingest(self, state: _File, records: list[bytes], offset: int) -> int:
-        """Histograms of `records`, the first of which starts at byte `offset` of the file."""
+    def _ingest(self, state: _File, records: list[Record]) -> int:
+        """Histograms of `records` (from state.reader.frames()); a bad one becomes a Problem."""
         from tensorboard.compat.proto import event_pb2  # protobufs only; never imports TensorFlow
 
         found, run, key = 0, state.run, str(state.reader.path)
-        for data in records:
-            at, offset = offset, offset + HEADER + len(data) + FOOTER
+        for at, length, data in records:
+            if data is None:
+                self._problems[(key, "decode")] = Problem.too_big(key, at, length, MAX_RECORD, "histogram event")
+                continue
             ev = event_pb2.Event()
             try:
                 ev.ParseFromString(data)

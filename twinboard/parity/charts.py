@@ -1,7 +1,8 @@
 """Plotly figures and styled tables for the Parity page. Pure: a `parity.differences` frame (or the
 settings diff) in, a figure (or a pandas Styler) out.
 
-Both figures are drawn against the step; each series goes to the browser as at most `MAX_POINTS`
+Both figures are drawn against the step; the tolerance (atol + rtol·max(|a|, |b|), a `Tolerance`)
+is a dashed line per step on the absolute panel, where a step beyond it is exactly a step that parts; each series goes to the browser as at most `MAX_POINTS`
 points (MinMaxLTTB over log10 of the relative difference, which keeps its spikes). Zero differences
 (bit-identical steps) and NaN/inf have no place on a log axis: they are drawn as gaps.
 """
@@ -12,15 +13,17 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from twinboard.parity.settings import NAMING, NOT_MATCHED, NUMBERS, ROUNDING, SPEED
+from twinboard.parity.compare import Tolerance
+from twinboard.parity.settings import LAYOUT, NAMING, NOT_MATCHED, NUMBERS, ROUNDING, SPEED
 from twinboard.scalars import MAX_POINTS, downsample, side_colors
 
 DIFF_COLORS = {"abs": "#2E6FD8", "rel": "#7B3FC4"}  # not a framework's colour: a difference is neither
 TOL_COLOR = "#888888"
 PART_COLOR = "#D62728"
 # A differing setting's row, by its effect: red changes the numbers or the experiment, yellow rounding
-# or speed only, grey naming only.
-ROW_COLORS = {NOT_MATCHED: "#F8C9C4", NUMBERS: "#FAD9D5", ROUNDING: "#FFF1C9", SPEED: "#FFF1C9", NAMING: "#ECEEF2"}
+# or speed only, grey layout or naming only.
+ROW_COLORS = {NOT_MATCHED: "#F8C9C4", NUMBERS: "#FAD9D5", ROUNDING: "#FFF1C9", SPEED: "#FFF1C9",
+              LAYOUT: "#ECEEF2", NAMING: "#ECEEF2"}
 
 
 def _log_plottable(y) -> np.ndarray:
@@ -36,16 +39,18 @@ def _plottable(y) -> np.ndarray:
     return y
 
 
-def difference_figure(diff: pd.DataFrame, tag: str, tol: float, first_part: int | None,
+def difference_figure(diff: pd.DataFrame, tag: str, tol: Tolerance, first_part: int | None,
                       max_points: int = MAX_POINTS, height: int = 460) -> go.Figure:
-    """Absolute (top) and relative (bottom) difference per step, both on log y; the tolerance as a
-    dashed line on the relative panel and the first step beyond it as a vertical line on both."""
+    """Absolute (top) and relative (bottom) difference per step, both on log y; what `tol` allows at
+    each step (atol + rtol·max(|a|, |b|)) as a dashed line on the absolute panel, and the first step
+    beyond it as a vertical line on both."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=(f"|PyTorch − TensorFlow| of {tag}",
                                         "relative: |a − b| / max(|a|, |b|)"))
     step = diff["step"].to_numpy()
     rel = _log_plottable(diff["rel_diff"])
     absd = _log_plottable(diff["abs_diff"])
+    allowed = _log_plottable(tol.allowed(diff["left"], diff["right"]))  # atol = rtol = 0: nothing to draw
     with np.errstate(divide="ignore", invalid="ignore"):
         idx = np.union1d(downsample(step, np.log10(rel), max_points // 2),
                          downsample(step, np.log10(absd), max_points // 2))
@@ -56,17 +61,23 @@ def difference_figure(diff: pd.DataFrame, tag: str, tol: float, first_part: int 
             name=f"{name} difference", line={"color": DIFF_COLORS[key], "width": 1.6},
             marker={"size": 4}, connectgaps=False,
             hovertemplate="step %{x:,}<br>%{y:.3e}<extra>" + name + "</extra>"), row=row, col=1)
-    fig.add_hline(y=tol, line={"color": TOL_COLOR, "dash": "dash", "width": 1}, row=2, col=1,
-                  annotation_text=f"tolerance {tol:.0e}", annotation_position="top left")
+    with np.errstate(divide="ignore", invalid="ignore"):  # its own points: drawn at bit-identical steps too
+        at = downsample(step, np.log10(allowed), max_points // 2)
+    fig.add_trace(go.Scattergl(
+        x=step[at], y=allowed[at], mode="lines", name=f"tolerance ({tol})",
+        line={"color": TOL_COLOR, "dash": "dash", "width": 1}, connectgaps=True,
+        hovertemplate="step %{x:,}<br>%{y:.3e}<extra>tolerance</extra>"), row=1, col=1)
     if first_part is not None:
         for row in (1, 2):
             fig.add_vline(x=first_part, line={"color": PART_COLOR, "dash": "dot", "width": 1.2},
                           row=row, col=1)
-        fig.add_annotation(x=first_part, y=1.0, yref="paper", text=f"part at step {first_part:,}",
-                           showarrow=False, font={"color": PART_COLOR}, xanchor="left", yanchor="bottom")
+        fig.add_annotation(x=first_part, y=1.0, yref="paper", text=f"part at step {first_part:,}",  # inside
+                           showarrow=False, font={"color": PART_COLOR}, xanchor="left", yanchor="top",  # the panel:
+                           xshift=4)  # above it, the subplot title
     fig.update_yaxes(type="log", exponentformat="e")
     fig.update_xaxes(title_text="step", row=2, col=1)
-    fig.update_layout(height=height, showlegend=False, hovermode="x unified",
+    fig.update_layout(height=height, showlegend=True, hovermode="x unified",
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0},
                       margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
 

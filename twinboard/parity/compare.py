@@ -8,7 +8,13 @@ Relative difference, per step: ``|a - b| / max(|a|, |b|, floor)``. Symmetric, 0 
 equal (both 0 included), never a division by zero. A step one side lacks has no difference (NaN);
 a step where exactly one side is NaN/inf (it diverged) differs infinitely, and counts as parting.
 
-The settings diff and its explanations are in twinboard.parity_settings (re-exported here).
+Whether a step is within tolerance (`Tolerance`): ``|a - b| <= atol + rtol * max(|a|, |b|)``,
+numpy.allclose's rule in its symmetric form (neither side is the reference, so max(|a|, |b|) stands
+where allclose has |b|). The absolute floor is what keeps a loss that converges towards 0 from
+"parting": at 1e-6 a last-digit difference is relative 1, and meaningless.
+
+The settings diff and its explanations are in twinboard.parity.settings; the page's sentences in
+twinboard.parity.text.
 """
 from __future__ import annotations
 
@@ -19,12 +25,10 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-# MISSING: a table cell's "no value"; the effects rank why settings differ (twinboard.parity.settings).
-from twinboard.parity.settings import MISSING, NOT_MATCHED, NUMBERS, Reason
+from twinboard.parity.settings import MISSING  # a table cell's "no value"
 
 LOSS_TAG = "loss/train"
 FP64_TAG = "loss/train_fp64"  # float64 runs: a DT_DOUBLE tensor every step, both sides
-SERIOUS = (NOT_MATCHED, NUMBERS)  # setting effects that can make the curves part
 REL_FLOOR = 1e-12  # denominator floor of the relative difference (values this small count as 0)
 FINAL_TAG_ORDER = (LOSS_TAG, FP64_TAG, "loss/val", "accuracy/train", "accuracy/val")
 SPEED_TAGS = {"perf/step_ms": "median time per step (ms)",
@@ -86,9 +90,49 @@ def differences(left, right, floor: float = REL_FLOOR) -> pd.DataFrame:
     return df
 
 
-def first_part(diff: pd.DataFrame, tol: float) -> int | None:
-    """The first step whose relative difference exceeds `tol` (NaN steps skipped), or None."""
-    over = np.flatnonzero(diff["rel_diff"].to_numpy() > tol)  # NaN > tol is False; inf counts
+@dataclass(frozen=True)
+class Tolerance:
+    """Two values agree when |a − b| <= atol + rtol · max(|a|, |b|) (see the module docstring)."""
+    rtol: float  # relative part: a share of the larger magnitude
+    atol: float  # absolute floor, in the series' units (a loss's)
+
+    def __post_init__(self):
+        for name in ("rtol", "atol"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"Tolerance {name}={v!r}: must be a finite number >= 0")
+
+    def allowed(self, a, b) -> np.ndarray:
+        """atol + rtol · max(|a|, |b|), elementwise: the largest |a − b| that still agrees (NaN in, NaN out)."""
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        with np.errstate(invalid="ignore"):
+            return self.atol + self.rtol * np.maximum(np.abs(a), np.abs(b))
+
+    def __str__(self) -> str:
+        return f"rtol {self.rtol:.0e}, atol {_tol_text(self.atol)}"
+
+
+def _tol_text(v: float) -> str:
+    return "0" if v == 0 else f"{v:.0e}"
+
+
+def tolerance_share(diff: pd.DataFrame, tol: Tolerance) -> np.ndarray:
+    """Per step, |a − b| over what `tol` allows there: <= 1 agrees, > 1 parts. NaN where a side has no
+    point (or both are NaN); inf where exactly one side is NaN/inf, or where nothing is allowed
+    (rtol = atol = 0) and the values differ."""
+    absd = diff["abs_diff"].to_numpy(np.float64)
+    allowed = tol.allowed(diff["left"], diff["right"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = absd / allowed
+    share[absd == 0] = 0.0  # 0/0 where exact equality is asked: agrees
+    share[np.isposinf(absd)] = np.inf  # diverged: inf/inf would be NaN
+    share[np.isnan(absd)] = np.nan
+    return share
+
+
+def first_part(diff: pd.DataFrame, tol: Tolerance) -> int | None:
+    """The first step beyond `tol` (|a − b| > atol + rtol·max(|a|, |b|); NaN steps skipped), or None."""
+    over = np.flatnonzero(tolerance_share(diff, tol) > 1.0)  # NaN > 1 is False; inf counts
     return int(diff["step"].iloc[over[0]]) if over.size else None
 
 
@@ -100,28 +144,40 @@ class Summary:
     identical: int  # compared steps with bit-identical values (relative difference 0)
     max_rel: float  # the largest finite relative difference; nan when there is none
     max_rel_step: int | None
+    max_abs: float  # the largest finite absolute difference; nan when there is none
+    max_abs_step: int | None
+    worst: float  # the largest finite `tolerance_share` (<= 1: within tolerance); nan when none
+    worst_step: int | None
     final_rel: float  # at the last compared step
     final_step: int | None
-    first_part: int | None  # the first step over `tol`
-    tol: float
+    first_part: int | None  # the first step beyond `tol`
+    tol: Tolerance
     diverged: int  # compared steps where exactly one side is NaN/inf
 
 
-def summarize(diff: pd.DataFrame, tol: float) -> Summary:
+def _finite_max(values: np.ndarray, steps: np.ndarray) -> tuple[float, int | None]:
+    finite = np.isfinite(values)
+    if not finite.any():
+        return math.nan, None
+    i = int(np.argmax(np.where(finite, values, -1.0)))
+    return float(values[i]), int(steps[i])
+
+
+def summarize(diff: pd.DataFrame, tol: Tolerance) -> Summary:
+    if not isinstance(tol, Tolerance):
+        raise TypeError(f"summarize: tol={tol!r} must be a parity.Tolerance(rtol, atol)")
     has_l, has_r = diff["has_left"].to_numpy(), diff["has_right"].to_numpy()
     both = has_l & has_r
     rel = diff["rel_diff"].to_numpy()[both]
     steps = diff["step"].to_numpy()[both]
-    finite = np.isfinite(rel)
-    if finite.any():
-        i = int(np.argmax(np.where(finite, rel, -1.0)))
-        max_rel, max_step = float(rel[i]), int(steps[i])
-    else:
-        max_rel, max_step = math.nan, None
+    max_rel, max_rel_step = _finite_max(rel, steps)
+    max_abs, max_abs_step = _finite_max(diff["abs_diff"].to_numpy()[both], steps)
+    worst, worst_step = _finite_max(tolerance_share(diff, tol)[both], steps)
     return Summary(
         compared=int(both.sum()), only_left=int((has_l & ~has_r).sum()),
         only_right=int((has_r & ~has_l).sum()), identical=int((rel == 0).sum()),
-        max_rel=max_rel, max_rel_step=max_step,
+        max_rel=max_rel, max_rel_step=max_rel_step, max_abs=max_abs, max_abs_step=max_abs_step,
+        worst=worst, worst_step=worst_step,
         final_rel=float(rel[-1]) if rel.size else math.nan,
         final_step=int(steps[-1]) if steps.size else None,
         first_part=first_part(diff, tol), tol=tol, diverged=int(np.isposinf(rel).sum()))
@@ -202,9 +258,14 @@ def fmt(v: float, digits: int = 6) -> str:
     return f"{v:.{digits}g}"
 
 
-# --- what the page says --------------------------------------------------------------------------
-TOLERANCES = [10.0 ** -k for k in range(15, 0, -1)]  # 1e-15 ... 1e-1, relative: the tolerance slider's stops
-DEFAULT_TOL = {"float64": 1e-10, "float32": 1e-5}  # above each precision's measured floor (2e-13, 1.5e-6)
+# --- choices the page offers ----------------------------------------------------------------------
+RTOLS = [10.0 ** -k for k in range(15, 0, -1)]  # 1e-15 ... 1e-1: the rtol slider's stops
+ATOLS = [0.0] + [10.0 ** -k for k in range(16, 0, -1)]  # 0, 1e-16 ... 1e-1: the atol slider's stops
+# Defaults per precision. rtol above the matched pairs' measured relative differences (float64: 8e-12
+# after 440 CNN steps, 2e-13 MLP; float32: 2.5e-5 after 150 CNN steps, 1.5e-6 MLP, docs/NOTES.md);
+# float32's atol is torch.testing.assert_close's (1e-5): a float32 loss's last digits near 1e-6 are
+# noise. float64's atol 1e-12 keeps a converged float64 loss (1e-6 and below) sensitive to 1e-18.
+DEFAULT_TOL = {"float64": Tolerance(rtol=1e-10, atol=1e-12), "float32": Tolerance(rtol=1e-5, atol=1e-5)}
 
 
 def common_tags(left: Mapping[str, Any], right: Mapping[str, Any]) -> list[str]:
@@ -215,76 +276,3 @@ def common_tags(left: Mapping[str, Any], right: Mapping[str, Any]) -> list[str]:
 def precision_of(tag: str | None, values) -> str:
     """'float64' for the fp64 tag or values wider than float32 (`values`: one side's), else 'float32'."""
     return "float64" if tag == FP64_TAG or (tag and not float32_limited(values)) else "float32"
-
-
-def precision_note(tag: str, precision: str) -> str:
-    """What differences comparing `tag` can show, given the precision its values were written in."""
-    if tag == FP64_TAG:
-        return (f"Comparing `{tag}`: float64 tensors written every step, so differences down to "
-                "~1e-16 relative show.")
-    if precision == "float32":
-        return (f"Comparing `{tag}`: float32 event scalars, rounded to ~6e-8 relative when written, "
-                "so differences below ~1e-7 relative cannot show (a float64 run also writes "
-                f"`{FP64_TAG}` at full precision).")
-    return f"Comparing `{tag}` (values wider than float32)."
-
-
-def summary_notes(s: Summary) -> list[str]:
-    """The summary's footnotes: gaps on the log axis, diverged steps, steps only one side logged."""
-    notes = []
-    if s.identical:
-        notes.append(f"{s.identical:,} bit-identical steps (difference 0) leave gaps on the log axis")
-    if s.diverged:
-        notes.append(f"{s.diverged:,} steps where only one side is NaN/inf (counted as parted, drawn as gaps)")
-    if s.only_left or s.only_right:
-        notes.append(f"steps logged by one side only: {s.only_left:,} left, {s.only_right:,} right (not compared)")
-    return notes
-
-
-def parting_text(diff: pd.DataFrame, s: Summary, reasons: list[Reason]) -> str:
-    """Where the curves part (s.first_part must be a step) and the differing settings that can explain it."""
-    serious = [k for r in reasons if r.effect in SERIOUS for k in r.keys]
-    because = " Settings that change the numbers: " + ", ".join(f"`{k}`" for k in serious) + "." if serious else ""
-    rel = float(diff.loc[diff.step == s.first_part, "rel_diff"].iloc[0])
-    return (f"The two curves part at step **{s.first_part:,}** (relative difference {fmt(rel, 3)} "
-            f"> {s.tol:.0e}).{because}")
-
-
-def column_names(left: str, right: str, left_run: str, right_run: str) -> tuple[str, str]:
-    """Column names for the two sides (`left`, `right`: their labels), made unique with the runs'
-    names when the labels are the same, and by position when the runs are too."""
-    a, b = left, right
-    if a == b:
-        a, b = f"{a} · {left_run}", f"{b} · {right_run}"
-    return (a, b) if a != b else (f"{a} (left)", f"{b} (right)")
-
-
-def step_text(left_step, right_step) -> str:
-    """The final step of each side for a table cell: one number when they agree."""
-    x, y = (MISSING if pd.isna(v) else f"{int(v):,}" for v in (left_step, right_step))
-    return x if x == y else f"{x} / {y}"
-
-
-def final_shown(table: pd.DataFrame, names: tuple[str, str]) -> pd.DataFrame:
-    """`final_metrics` as text for a table: one column per side (`names`), float64 with all its digits."""
-    def digits(tag: str) -> int:
-        return 17 if tag == FP64_TAG else 8
-    a, b = names
-    return pd.DataFrame({
-        "metric": table["metric"],
-        "step": [step_text(x, y) for x, y in zip(table["left_step"], table["right_step"])],
-        a: [fmt(v, digits(t)) for t, v in zip(table["metric"], table["left"])],
-        b: [fmt(v, digits(t)) for t, v in zip(table["metric"], table["right"])],
-        "abs diff": [fmt(v, 3) for v in table["abs_diff"]],
-        "rel diff": [fmt(v, 3) for v in table["rel_diff"]],
-    })
-
-
-def speed_shown(table: pd.DataFrame, names: tuple[str, str], ratio: str) -> pd.DataFrame:
-    """`speed_table` as text for a table: one column per side (`names`), the ratio column named `ratio`."""
-    a, b = names
-    return pd.DataFrame({"measure": table["measure"],
-                         a: [fmt(v, 4) for v in table["left"]],
-                         b: [fmt(v, 4) for v in table["right"]],
-                         ratio: [fmt(v, 3) for v in table["ratio"]],
-                         "points": table["points"]})

@@ -12,6 +12,8 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
+from twinboard.contract import layout_only, sizes_agree
+
 MISSING = "—"  # a setting one side does not report
 
 
@@ -69,13 +71,17 @@ def settings_diff(left: Mapping[str, Any] | None, right: Mapping[str, Any] | Non
     Empty (with the same columns) when neither side has settings.
     """
     fl, fr = flatten(left or {}), flatten(right or {})
+    layouts = (fl.get("data_layout"), fr.get("data_layout"))
     rows = []
     for key in _merged_keys(list(fl), list(fr)):
         in_l, in_r = key in fl, key in fr
         differs = in_l != in_r or (in_l and _canon(fl[key]) != _canon(fr[key]))
         if left is None or right is None:
             differs = False  # one side unknown: nothing is known to differ
-        effect, why = explanation(key, fl.get(key), fr.get(key)) if differs else ("", "")
+        effect, why = ("", "")
+        if differs:
+            effect, why = shape_explanation(fl.get(key), fr.get(key), layouts) if is_shape_key(key) else \
+                explanation(key, fl.get(key), fr.get(key))
         rows.append({"setting": key, "left": show_value(fl[key]) if in_l else MISSING,
                      "right": show_value(fr[key]) if in_r else MISSING, "differs": differs,
                      "effect": effect, "why": why})
@@ -84,11 +90,13 @@ def settings_diff(left: Mapping[str, Any] | None, right: Mapping[str, Any] | Non
 
 # What a differing setting does to the comparison. Keys are dotted settings keys or fnmatch patterns,
 # first match wins. Effects, most serious first: the runs are not the same experiment; the numbers
-# differ; rounding only; speed only; naming only.
-NOT_MATCHED, NUMBERS, ROUNDING, SPEED, NAMING = ("not the same run", "changes the numbers",
-                                                 "rounding only", "speed only", "naming only")
-EFFECT_ORDER = (NOT_MATCHED, NUMBERS, ROUNDING, SPEED, NAMING)
+# differ; rounding only; speed only; the same thing in each framework's layout; naming only.
+NOT_MATCHED, NUMBERS, ROUNDING, SPEED, LAYOUT, NAMING = (
+    "not the same run", "changes the numbers", "rounding only", "speed only", "layout only", "naming only")
+EFFECT_ORDER = (NOT_MATCHED, NUMBERS, ROUNDING, SPEED, LAYOUT, NAMING)
+COSMETIC = (LAYOUT, NAMING)  # effects expected between two frameworks: the same model, written differently
 Explained = tuple[str, str]  # (effect, why)
+NOT_BUILT_THE_SAME = "The two models are not built the same."
 EXPLANATIONS: dict[str, Explained | Callable[[Any, Any], Explained]] = {
     "init": (NUMBERS, "Different initial weights, so the curves differ from the first step: Keras "
                       "Dense starts from glorot_uniform with zero bias, torch Linear from "
@@ -132,11 +140,13 @@ EXPLANATIONS: dict[str, Explained | Callable[[Any, Any], Explained]] = {
     "execution_mode": (SPEED, "Eager against a compiled graph: the same arithmetic; it changes the "
                               "time per step (eager TensorFlow is ~20x slower than tf.function)."),
     "device": (SPEED, "Different devices: speed, and the kernels' rounding."),
-    "data_layout": (NAMING, "NCHW against NHWC: the same arithmetic; the first dense kernel after "
-                            "the convolutions is reordered to match."),
+    "data_layout": (LAYOUT, "NCHW against NHWC (channels first against channels last): the same "
+                            "arithmetic; the first dense kernel after the convolutions is reordered "
+                            "to match."),
     "layers.*.type": (NAMING, "Each framework's name for the same layer (Linear / Dense, Conv2d / "
                               "Conv2D)."),
-    "layers.*": (NOT_MATCHED, "The two models are not built the same."),
+    "layers.*.output_shape": lambda a, b: shape_explanation(a, b),  # without the data layouts: either way round
+    "layers.*": (NOT_MATCHED, NOT_BUILT_THE_SAME),
     "total_params": (NOT_MATCHED, "The two models do not have the same number of parameters."),
     "seed": (NOT_MATCHED, "Different seeds: different data split, batch order and initial weights."),
     "data.shuffle": (NAMING, "Described differently; check the batch order is the same."),
@@ -157,6 +167,25 @@ EXPLANATIONS: dict[str, Explained | Callable[[Any, Any], Explained]] = {
     "histogram_bins": (NAMING, "Different histogram bin counts."),
 }
 UNKNOWN_EFFECT = (NUMBERS, "Not a known setting: it may change the numbers.")
+MODEL_KEYS = ("layers.*", "total_params", "model", "batch_norm", "dropout")  # how a model is built
+
+
+def is_shape_key(key: str) -> bool:
+    return fnmatch.fnmatchcase(key, "layers.*.output_shape")
+
+
+def shape_explanation(left: Any, right: Any, layouts: tuple[Any, Any] = (None, None)) -> Explained:
+    """(effect, why) for a layer's differing output_shape: layout only when the two are the same shape
+    in each side's `data_layout` (`twinboard.contract.shapes_agree`, the Graphs page's rule too),
+    else the models are not built the same."""
+    if not layout_only(left, right, layouts):
+        return (NOT_MATCHED, NOT_BUILT_THE_SAME)
+    if sizes_agree(left, right):
+        return (LAYOUT, "The same output shape; one side leaves a size unknown (None).")
+    known = [str(x) for x in layouts if x]
+    how = " against ".join(known) if len(known) == 2 else "NCHW against NHWC"
+    return (LAYOUT, f"The same output shape in each framework's layout ({how}: channels first "
+                    "against channels last).")
 
 
 def _mentions(word: str, value: Any) -> bool:

@@ -3,8 +3,8 @@
 A run folder `<logdir>/<run-id>/` holds `run.json` (id, created, spec, backend: the static facts) and
 `spec.json` (what both trainers read). Each framework job goes through a `Backend`; nothing outside
 the backend sees a pid or a local path of a running trainer. `LocalBackend` (twinboard.runs.local:
-detached supervisors, a flock'd FIFO queue, liveness from /proc) is the default and, so far, the only
-one. The outcome and status types live in twinboard.runs.state; callers take every name from
+one detached dispatcher per logdir running a FIFO queue of whole pairs, liveness from /proc) is the
+default and, so far, the only one. The outcome and status types live in twinboard.runs.state; callers take every name from
 `twinboard.runs`.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import socket
 import sys
 import time
@@ -20,16 +21,18 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 from twinboard import config
-from twinboard.contract import RunSpec
-from twinboard.contract.files import FRAMEWORKS, RUN_JSON, SPEC_JSON, UPLOADS, read_json, write_json
+from twinboard.contract import FRAMEWORKS, RUN_JSON, SPEC_JSON, UPLOADS, RunSpec, SpecError, read_json, write_json
+from twinboard.contract.limits import check_spec
 from twinboard.runs.local import LocalBackend
 from twinboard.runs.state import (
-    TERMINAL, Failed, Finished, JobStatus, Launched, LauncherError, RunNotFound, RunStatus, Stopped, TimedOut)
+    TERMINAL, Failed, Finished, JobStatus, Launched, LauncherError, LaunchRefused, RunNotFound, RunStatus, Stopped,
+    TimedOut)
 
 log = logging.getLogger(__name__)
 
 TRAINER_MODULES = {"torch": "trainers.torch_trainer", "tensorflow": "trainers.tf_trainer"}
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+MAX_OWNER_CHARS = 200  # a user name from the auth layer; it is written to run.json and every ticket
 
 
 # --- backends -----------------------------------------------------------------------------------
@@ -37,8 +40,12 @@ class Backend(Protocol):
     """Where trainers run. A cluster backend (Ray jobs, logs on shared storage) implements the same."""
     name: str
 
-    def submit(self, run_dir: Path, logdir: Path, commands: dict[str, list[str]]) -> Failed | None: ...
-    def job_status(self, run_dir: Path, framework: str, created: float) -> JobStatus: ...
+    def submit(self, run_dir: Path, logdir: Path, commands: dict[str, list[str]],
+               owner: str | None = None) -> Failed | None:
+        """Start or queue the jobs: None, or Failed with the jobs recorded as failed. Raises LaunchRefused
+        (nothing started: the run folder goes) or OSError, having taken back its own files."""
+    def jobs(self, run_dir: Path, frameworks: list[str], created: float) -> dict[str, JobStatus]:
+        """Every job's status, read at one moment: never one half of a pair started and the other not."""
     def request_stop(self, run_dir: Path, framework: str, grace: float) -> None: ...
     def kill(self, run_dir: Path, framework: str) -> None: ...
     def pid(self, run_dir: Path, framework: str) -> int | None: ...
@@ -69,35 +76,52 @@ def _root(logdir: Path | str | None) -> Path:
 
 
 def launch(spec: RunSpec, logdir: Path | str | None = None, name: str | None = None, *,
-           backend: str = "local", trainer_cmd: Sequence[str] | str | None = None) -> Launched | Failed:
-    """Start a matched pair (or queue it): a run folder with run.json and spec.json, one job per framework."""
+           backend: str = "local", trainer_cmd: Sequence[str] | str | None = None,
+           owner: str | None = None) -> Launched | Failed:
+    """Start a matched pair (or queue it): a run folder with run.json and spec.json, one job per framework.
+
+    `owner` (the signed-in user, in team mode) is recorded in run.json and counted against the
+    per-user queue cap. A refused or failed launch (a cap, a full disk, a read-only logdir) leaves no
+    run folder behind; one whose trainers cannot be started leaves the run with both jobs failed."""
     if backend not in BACKENDS:
         return Failed(None, f"backend {backend!r}: one of {', '.join(BACKENDS)}")
+    if owner is not None and (not isinstance(owner, str) or not 0 < len(owner) <= MAX_OWNER_CHARS):
+        return Failed(None, f"owner {str(owner)[:MAX_OWNER_CHARS]!r}: a user name of 1 to {MAX_OWNER_CHARS} characters")
     if name is not None and (not _SAFE_NAME.fullmatch(name) or name == UPLOADS):
         return Failed(None, f"run name {name!r}: use up to 100 letters, digits, '.', '_' or '-', not starting "
                             f"with '.' or '-', and not {UPLOADS!r}")
+    run_dir = root = None
     try:
         root = _root(logdir)
+        try:  # this server's limits (an admin may lower them); RunSpec itself checked the hard ceilings
+            check_spec(spec, root)
+        except SpecError as err:
+            return Failed(None, str(err))
         if name is not None and (root / name).exists():  # a name the user chose is never silently changed
             return Failed(None, f"a run named {name!r} exists already; choose another name")
         base = name or f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.task}-{spec.model}-{spec.optimizer}"
         for n in range(1, 10_000):  # two automatic names in one second: -2, -3 ...
-            run_dir = root / (base if n == 1 else f"{base}-{n}")
+            candidate = root / (base if n == 1 else f"{base}-{n}")
             try:
-                run_dir.mkdir()
-                break
+                candidate.mkdir()
             except FileExistsError:
                 continue
+            run_dir = candidate  # ours from here on: a launch that fails removes it
+            break
         else:
             return Failed(None, f"{base}: 9999 runs of that name exist already")
         spec.save(run_dir / SPEC_JSON)
         commands = {fw: trainer_command(fw, run_dir / SPEC_JSON, trainer_cmd) for fw in FRAMEWORKS}
         write_json(run_dir / RUN_JSON, {
             "id": run_dir.name, "name": name, "created": time.time(), "spec": spec.to_dict(),
-            "backend": backend, "frameworks": list(FRAMEWORKS), "host": socket.gethostname()})
-    except OSError as err:
-        return Failed(None, f"cannot create the run folder in {logdir or 'the logdir'}: {err}")
-    failure = BACKENDS[backend].submit(run_dir, root, commands)
+            "backend": backend, "frameworks": list(FRAMEWORKS), "host": socket.gethostname(), "owner": owner})
+        failure = BACKENDS[backend].submit(run_dir, root, commands, owner)
+    except (OSError, LaunchRefused) as err:
+        if run_dir is not None:  # ours, made a moment ago: nothing half-made is left to list
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(err, LaunchRefused):
+            return Failed(None, str(err))
+        return Failed(None, f"cannot create the run in {run_dir or root or logdir or 'the logdir'}: {err}")
     return failure or Launched(run_dir.name, run_dir)
 
 
@@ -105,13 +129,11 @@ def _run_status(run_dir: Path) -> RunStatus:
     run = read_json(run_dir / RUN_JSON)
     if run is None or not isinstance(run.get("spec"), dict) or not isinstance(run.get("created"), (int, float)):
         raise LauncherError(f"{run_dir.name}: unreadable run.json")
-    frameworks = run.get("frameworks") if isinstance(run.get("frameworks"), list) else list(FRAMEWORKS)
-    jobs = {}
-    for fw in map(str, frameworks):
-        try:
-            jobs[fw] = _backend(run.get("backend", "local")).job_status(run_dir, fw, run["created"])
-        except (LauncherError, OSError, ValueError, TypeError, KeyError, AttributeError) as err:
-            jobs[fw] = JobStatus("failed", error=f"unreadable {fw} job: {err}")
+    frameworks = [str(fw) for fw in (run.get("frameworks") if isinstance(run.get("frameworks"), list) else FRAMEWORKS)]
+    try:
+        jobs = _backend(run.get("backend", "local")).jobs(run_dir, frameworks, run["created"])
+    except (LauncherError, OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        jobs = {fw: JobStatus("failed", error=f"unreadable jobs: {err}") for fw in frameworks}
     return RunStatus(run_dir.name, run_dir, run["spec"], float(run["created"]), jobs, str(run.get("backend", "local")))
 
 
@@ -149,8 +171,10 @@ def stop(run_id: str, logdir: Path | str | None = None, grace: float = 5.0) -> R
     for fw, job in run.frameworks.items():
         if job.state not in TERMINAL:  # a job found dead stays failed; it is not "stopped"
             backend.request_stop(run.run_dir, fw, grace)
-    deadline = time.monotonic() + grace + 5.0  # the supervisor escalates at `grace`; this is if it cannot
-    while time.monotonic() < deadline and get_run(run_id, logdir).state in ("running", "queued"):
+    deadline = time.monotonic() + grace + 5.0  # the dispatcher escalates at `grace`; this is if it cannot
+    # Each job, not the pair's one state: a pair whose other side failed reads "failed" at once.
+    while time.monotonic() < deadline and any(
+            j.state not in TERMINAL for j in get_run(run_id, logdir).frameworks.values()):
         time.sleep(0.05)
     for fw, job in get_run(run_id, logdir).frameworks.items():
         if job.state not in TERMINAL:

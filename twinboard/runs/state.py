@@ -1,7 +1,7 @@
 """What a launcher run and its jobs are: typed outcomes and statuses.
 
 Shared by `twinboard.runs.launcher` (the API) and the backends that run the jobs
-(`twinboard.runs.local`), so neither has to import the other's internals. The JSON files they live
+(`twinboard.runs.local`, `twinboard.runs.dispatcher`), so neither has to import the other's internals. The JSON files they live
 in are read and written (atomically) with `twinboard.contract.files.read_json` / `write_json`.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ class Failed:
 
 @dataclass(frozen=True)
 class Finished:
-    exit_code: int | None  # 0, or None if the supervisor died and the trainer's status.json says finished
+    exit_code: int | None  # 0, or None if nobody saw it exit and the trainer's status.json says finished
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,11 @@ class LauncherError(Exception):
 
 class RunNotFound(LauncherError, LookupError):
     pass
+
+
+class LaunchRefused(LauncherError):
+    """A backend refused a launch before starting anything (a queue cap); the launcher removes the run
+    folder and returns Failed with this message."""
 
 
 @dataclass(frozen=True)

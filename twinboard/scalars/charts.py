@@ -1,29 +1,32 @@
-"""Plotly figures for scalar curves, and the styling every chart shares. Pure: data in, figure out.
+"""The styling every chart shares, and what a scalar chart draws: tags, x axes, ranges, `Curve`s.
 
-Other views add their own builder modules (`hist_charts.py`, ...) and take their colours from here,
-so PyTorch and TensorFlow look the same on every page.
+Other views (histograms, parity, ...) take their colours from here, so PyTorch and TensorFlow look
+the same on every page.
 
-A figure draws `Curve`s: one tag of one event run, as read. `prepare` turns a curve into what the
-browser gets (smoothed over the whole series, sliced to the step range, at most `MAX_POINTS` points
-per series); `scalar_figure` lays the curves out side by side (one panel per side, one shared y
-range) or overlaid.
+A figure draws `Curve`s: one tag of one event run, as read. `prepared.prepare` turns a curve into
+what the browser gets (smoothed over the whole series, sliced to the step range, at most
+`MAX_POINTS` points per series); `figure.scalar_figure` lays the curves out side by side (one panel
+per side, one shared y range) or overlaid; `compare` pairs the two sides' points (hover, difference).
 """
 from __future__ import annotations
 
-import base64
-import re
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
-import plotly.graph_objects as go
-import plotly.io as pio
 
-from twinboard.scalars.smoothing import MAX_POINTS, downsample, ema
+from twinboard import tagmap
 
 # --- shared styling ------------------------------------------------------------------------------
-FRAMEWORK_COLORS = {"torch": "#EE4C2C", "tensorflow": "#FF8F00"}  # PyTorch's red, TensorFlow's orange
-OTHER_COLORS = ("#2E6FD8", "#7B3FC4")  # a side whose framework is unknown (uploads), left / right
+# Okabe & Ito's colour-blind-safe palette. The two frameworks were red and orange, one line to many
+# eyes (a distance of ~23 in CIELAB under simulated deuteranopia); vermillion and blue stay > 90
+# apart under protanopia, deuteranopia and tritanopia (tests/test_charts.py simulates them).
+FRAMEWORK_COLORS = {"torch": "#D55E00", "tensorflow": "#0072B2"}  # vermillion (PyTorch's red-orange), blue
+# A side whose framework is unknown (uploads), left / right; the right one also marks the second of two
+# runs of one framework. Teal (Paul Tol's) and black: > 45 apart from both framework colours and from
+# each other under protanopia and deuteranopia (the blue and violet used before were one colour there).
+OTHER_COLORS = ("#44AA99", "#000000")
+DIFF_COLOR = "#555555"  # the difference strip: neither framework's colour, a difference is neither
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")  # one per compared pair
 RAW_OPACITY = 0.25  # the unsmoothed series, drawn faintly behind the smoothed one
 FEW_POINTS = 30  # a series this short is drawn with markers as well as lines
@@ -38,7 +41,7 @@ TAG_GROUP_ORDER = ("loss", "accuracy", "lr", "perf")  # TensorBoard sorts alphab
 
 
 class TagFilterError(ValueError):
-    """The tag filter is not a valid regular expression; the message names it."""
+    """The tag filter is not a valid RE2 regular expression, or is too long; the message names it."""
 
 
 def side_colors(left_framework: str | None, right_framework: str | None) -> tuple[str, str]:
@@ -54,13 +57,16 @@ def pair_dash(index: int) -> str:
 
 # --- tags ----------------------------------------------------------------------------------------
 def filter_tags(tags: list[str], pattern: str) -> list[str]:
-    """Tags matching `pattern` anywhere (re.search, case-insensitive, like TensorBoard's filter)."""
+    """Tags matching `pattern` anywhere (a search, case-insensitive, like TensorBoard's filter).
+
+    RE2 (tagmap.compile_pattern), not Python's re: a visitor's `(.+)+X` must not hold the server
+    for minutes. TagFilterError names the pattern when it is bad or over the length cap."""
     if not pattern.strip():
         return list(tags)
     try:
-        rx = re.compile(pattern, re.IGNORECASE)
-    except re.error as e:
-        raise TagFilterError(f"tag filter {pattern!r} is not a valid regular expression: {e}") from e
+        rx = tagmap.compile_pattern(pattern, "tag filter", ignore_case=True)
+    except tagmap.PatternError as e:
+        raise TagFilterError(str(e)) from None
     return [t for t in tags if rx.search(t)]
 
 
@@ -165,209 +171,4 @@ class Curve:
     start: float | None = None  # the run's first event (unix s): origin of relative time
     x: np.ndarray | None = None  # float64, each point's x on a MAPPED_AXES axis (tagmap.to_x); None = step
     key: Hashable | None = None  # names this curve's data: equal keys, equal points (PreparedCache)
-
-
-@dataclass(frozen=True, eq=False)
-class Prepared:
-    """A curve as sent to the browser: raw and smoothed points, each sampled on its own."""
-    raw_x: np.ndarray
-    raw_y: np.ndarray
-    raw_step: np.ndarray
-    smooth_x: np.ndarray | None  # None when smoothing is off
-    smooth_y: np.ndarray | None
-    smooth_step: np.ndarray | None
-    shown: int  # points of the main (smoothed, else raw) series sent
-    total: int  # points of that series in the step range
-
-    @property
-    def sampled(self) -> bool:
-        return self.shown < self.total
-
-
-def prepare(curve: Curve, smoothing: float = 0.0, x_axis: str = "step",
-            step_range: tuple[float, float] | None = None, max_points: int = MAX_POINTS) -> Prepared:
-    """Smooth the whole series, slice to `step_range` (inclusive; in x units on a MAPPED_AXES axis,
-    in steps on a time axis), downsample each series."""
-    step = np.asarray(curve.step)
-    value = np.asarray(curve.value, dtype=np.float64)
-    pos = None  # each point's x on a mapped axis
-    if x_axis in MAPPED_AXES and curve.x is not None:
-        pos = np.asarray(curve.x, dtype=np.float64)
-    elif x_axis in MAPPED_AXES and x_axis != "step":
-        raise ValueError(f"x axis {x_axis!r} needs each point's x from the run's tag mapping (Curve.x)")
-    smooth = ema(value, smoothing) if smoothing > 0 else None
-    keep = slice(None)
-    if step_range is not None:
-        at = step if pos is None else pos
-        keep = (at >= step_range[0]) & (at <= step_range[1])
-    step, wall, value = step[keep], np.asarray(curve.wall_time, dtype=np.float64)[keep], value[keep]
-    if pos is not None:
-        x = pos = pos[keep]
-    else:
-        x = x_values(step, wall, x_axis, curve.start if curve.start is not None else
-                     (float(np.min(curve.wall_time)) if len(curve.wall_time) else None))
-
-    def sample(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        idx = downsample(step if pos is None else pos, y, max_points)
-        return x[idx], _plottable(y[idx]), step[idx]
-
-    raw_x, raw_y, raw_step = sample(value)
-    if smooth is None:
-        return Prepared(raw_x, raw_y, raw_step, None, None, None, raw_y.size, value.size)
-    sx, sy, ss = sample(smooth[keep])
-    return Prepared(raw_x, raw_y, raw_step, sx, sy, ss, sy.size, value.size)
-
-
-class PreparedCache:
-    """Prepared curves kept from one page run to the next, by Curve.key and view: a live refresh
-    smooths and samples again only the series that grew (each is ~5 ms at 100k points).
-    Call `rotate()` once a run; what a run did not use is dropped after it."""
-
-    def __init__(self) -> None:
-        self._last: dict = {}
-        self._now: dict = {}
-
-    def rotate(self) -> None:
-        self._last, self._now = self._now, {}
-
-    def get(self, key: Hashable, compute: Callable[[], Prepared]) -> Prepared:
-        if key not in self._now:
-            self._now[key] = self._last[key] if key in self._last else compute()
-        return self._now[key]
-
-
-def _plottable(y: np.ndarray) -> np.ndarray:
-    """+-inf as NaN: plotly draws a gap for either, but JSON has no infinity."""
-    y = y.astype(np.float64, copy=True)
-    y[np.isinf(y)] = np.nan
-    return y
-
-
-def sampling_note(prepared: list[Prepared], max_points: int = MAX_POINTS) -> str:
-    """'' when every series is drawn in full, else 'sampled: 2,000 of 100,001 points …'."""
-    sampled = [p for p in prepared if p.sampled]
-    if not sampled:
-        return ""
-    big = max(sampled, key=lambda p: p.total)
-    return (f"sampled: {big.shown:,} of {big.total:,} points (MinMaxLTTB, ≤{max_points:,} per series)"
-            " · zoom in for full detail")
-
-
-_TYPED = {"int8": "i1", "uint8": "u1", "int16": "i2", "uint16": "u2", "int32": "i4", "uint32": "u4",
-          "float32": "f4", "float64": "f8"}  # numpy dtype -> plotly.js typed array
-
-
-def typed_array(a: np.ndarray):
-    """`a` as the typed array spec ({"dtype", "bdata": base64}) plotly sends to the browser, made as
-    plotly's own `to_typed_array_spec` makes it (int64 narrowed to the smallest int that holds it);
-    an array it would send otherwise (datetimes, ints past int32) comes back as it is."""
-    a = np.asarray(a)
-    if a.size == 0:
-        return a
-    if a.dtype == np.int64:
-        lo, hi = int(a.min()), int(a.max())
-        for t in (np.int8, np.int16, np.int32):
-            if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
-                a = a.astype(t)
-                break
-        else:
-            return a
-    code = _TYPED.get(str(a.dtype))
-    if code is None or a.ndim != 1:
-        return a
-    return {"dtype": code, "bdata": base64.b64encode(np.ascontiguousarray(a)).decode("ascii")}
-
-
-_LINE_TEMPLATES: dict[str, dict] = {}
-
-
-def line_template() -> dict:
-    """The default plotly template (Streamlit's, once streamlit is imported) cut to what a line chart
-    uses: its layout and its scatter defaults. Streamlit copies and walks a chart's whole template
-    each time it sends one; the other trace types' defaults never apply here (halves that cost)."""
-    name = str(pio.templates.default)
-    if name not in _LINE_TEMPLATES:
-        full = pio.templates[name].to_plotly_json() if name != "None" else {}
-        _LINE_TEMPLATES[name] = {"layout": full.get("layout", {}),
-                                 "data": {k: v for k, v in full.get("data", {}).items() if k == "scatter"}}
-    return _LINE_TEMPLATES[name]
-
-
-def scalar_figure(tag: str, curves: list[Curve], *, smoothing: float = 0.0, x_axis: str = "step",
-                  log_y: bool = False, overlay: bool = False,
-                  panel_titles: tuple[str, str] = ("PyTorch", "TensorFlow"),
-                  step_range: tuple[float, float] | None = None, max_points: int = MAX_POINTS,
-                  height: int = 340, cache: PreparedCache | None = None, encode: bool = False) -> go.Figure:
-    """One tag: curves side by side (two panels, one shared y range) or overlaid on one chart.
-
-    The figure is written as plotly's JSON structure and wrapped without re-validation: validating
-    (and `make_subplots`) cost ~60 ms a chart, most of a live refresh of ten charts (issue 7).
-    tests/test_charts.py validates what this builds. With a `cache`, curves that carry a key
-    reuse the points prepared for them in the previous page run. `encode`: the traces' arrays as
-    plotly's typed array specs already (`typed_array`), so st.plotly_chart does not convert each
-    one again (~0.5 ms an array in plotly's own path); the JSON sent is the same.
-    """
-    def prepared_(c: Curve) -> Prepared:
-        def compute() -> Prepared:
-            return prepare(c, smoothing, x_axis, step_range, max_points)
-        if cache is None or c.key is None:
-            return compute()
-        return cache.get((c.key, c.start, smoothing, x_axis, step_range, max_points), compute)
-
-    prepared = [prepared_(c) for c in curves]
-    traces = []
-    for curve, prep in zip(curves, prepared):
-        axes = {} if overlay else {"xaxis": "x" if curve.side == 0 else "x2",
-                                   "yaxis": "y" if curve.side == 0 else "y2"}
-        label = f"{curve.name} ({prep.shown:,} of {prep.total:,})" if prep.sampled else curve.name
-        hover = "step %{customdata:,}<br>%{y:.5g}<extra>" + curve.name + "</extra>"
-        line = {"color": curve.color, "dash": curve.dash, "width": 1.8}
-        # A few points (a short run's perf/*, one validation point) get markers: a lone point
-        # drawn as a line is invisible.
-        shown_mode = "lines+markers" if len(prep.raw_y) <= FEW_POINTS else "lines"
-        marker = {"size": 5, "color": curve.color}
-        raw = {"type": "scatter", "x": prep.raw_x, "y": prep.raw_y, "customdata": prep.raw_step,
-               "mode": "lines", "legendgroup": curve.name, **axes}
-        if prep.smooth_y is None:
-            traces.append({**raw, "mode": shown_mode, "marker": marker, "name": label, "showlegend": True,
-                           "opacity": 1.0, "line": line, "hovertemplate": hover})
-            continue
-        traces.append({**raw, "name": f"{curve.name} (raw)", "showlegend": False, "opacity": RAW_OPACITY,
-                       "line": {**line, "width": 1}, "hoverinfo": "skip"})
-        traces.append({"type": "scatter", "x": prep.smooth_x, "y": prep.smooth_y,
-                       "customdata": prep.smooth_step, "mode": shown_mode, "marker": marker, "name": label,
-                       "legendgroup": curve.name, "line": line, "hovertemplate": hover, **axes})
-    if encode:
-        for trace in traces:
-            for k in ("x", "y", "customdata"):
-                trace[k] = typed_array(trace[k])
-    note = sampling_note(prepared, max_points)
-    title = {"text": tag, "x": 0.0, "xanchor": "left"}
-    if note:
-        title["subtitle"] = {"text": note}
-    # Side by side, one pair: the panel titles name the sides, a legend would only repeat them.
-    legend = overlay or len({c.dash for c in curves}) > 1
-    top = 40 + (22 if note else 0) + (0 if overlay else 22)  # px: title, subtitle, panel titles
-    layout = {"template": line_template(), "title": title, "height": height + (40 if legend else 0),
-              "hovermode": "x unified",
-              "margin": {"l": 10, "r": 10, "t": top, "b": 10}, "showlegend": legend,
-              "legend": {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0}}
-    x_title = {"title": {"text": X_AXES.get(x_axis, x_axis)}}
-    arrays = [a for p in prepared for a in (p.raw_y, p.smooth_y) if a is not None]
-    rng = y_range(arrays, log=log_y)
-    y = {**({"type": "log"} if log_y else {}), **({"range": rng} if rng is not None else {})}
-    if overlay:
-        layout.update(xaxis=x_title, yaxis=y)
-    else:  # what make_subplots(1, 2, shared_yaxes=True, horizontal_spacing=0.03) lays out
-        gap = 0.03
-        width = (1 - gap) / 2
-        layout.update(
-            xaxis={**x_title, "anchor": "y", "domain": [0.0, width]},
-            xaxis2={**x_title, "anchor": "y2", "domain": [1 - width, 1.0], "matches": "x"},  # zoom together
-            yaxis={**y, "anchor": "x", "domain": [0.0, 1.0]},
-            yaxis2={**y, "anchor": "x2", "domain": [0.0, 1.0], "matches": "y", "showticklabels": False},
-            annotations=[{"text": text, "x": (0.5 * width if i == 0 else 1 - 0.5 * width), "y": 1.0,
-                          "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom",
-                          "showarrow": False, "font": {"size": 16}}
-                         for i, text in enumerate(panel_titles)])
-    return go.Figure({"data": traces, "layout": layout}, _validate=False)
+    pair: int = 0  # which compared pair it belongs to: hover and difference pair the sides of one pair

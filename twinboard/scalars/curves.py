@@ -15,6 +15,7 @@ import numpy as np
 from twinboard import tagmap
 from twinboard.runs import EventRun, Pair
 from twinboard.scalars.charts import MAPPED_AXES, Curve, first_wall_time, pair_dash, side_colors, x_bounds
+from twinboard.scalars.compare import curve_name
 from twinboard.scalars.store import RunStores
 
 UNITS_OF_THEIR_OWN = ("epoch", "samples")  # x axes whose zoom range is not in steps
@@ -73,9 +74,10 @@ def run_starts(store: RunStores, mapped: dict[str, tagmap.MappedRun]) -> dict[st
 
 def tag_curves(store: RunStores, pairs: list[Pair], mapped: dict[str, tagmap.MappedRun], tag: str,
                x_axis: str, starts: dict[str, float | None],
-               label: Callable[[EventRun], str]) -> tuple[list[Curve], list[str]]:
-    """The curves of our `tag`, one per side of each pair that has it (`label(run)` names a side),
-    and a problem per run whose mapping cannot place it on `x_axis` (that run is not drawn)."""
+               label: Callable[[EventRun], str] | None = None) -> tuple[list[Curve], list[str]]:
+    """The curves of our `tag`, one per side of each pair that has it, and a problem per run whose
+    mapping cannot place it on `x_axis` (that run is not drawn). A side is named by `label(run)`,
+    by default compare.curve_name: its framework in a matched pair, else the run's name."""
     curves, problems = [], []
     for i, pair in enumerate(pairs):
         colors = side_colors(pair.left.framework, pair.right.framework)
@@ -87,12 +89,15 @@ def tag_curves(store: RunStores, pairs: list[Pair], mapped: dict[str, tagmap.Map
             except tagmap.MappingError as err:
                 problems.append(f"`{run.name}` is not drawn on this x axis: {err}")
                 continue
-            name = label(run) if len(pairs) == 1 else f"{label(run)} · {pair.label}"
+            if label is None:
+                name = curve_name(pairs, i, run)
+            else:
+                name = label(run) if len(pairs) == 1 else f"{label(run)} · {pair.label}"
             # The same buffer and length hold the same points (a store only appends): a key for
             # PreparedCache, so a live refresh redraws only the series that grew.
             key = (run.name, tag, mapped[run.name].mapping, len(value), value.__array_interface__["data"][0])
             curves.append(Curve(name, side, colors[side], step, wall, value, pair_dash(i), starts.get(run.name),
-                                x, key))
+                                x, key, pair=i))
     return curves, problems
 
 

@@ -7,7 +7,6 @@ memory (`map_run`, `mapped_series`), and finds the folders read as one run (`com
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,27 +14,32 @@ import numpy as np
 import pandas as pd
 
 from twinboard.contract.files import event_files, is_event_file
-from twinboard.tagmap.rules import ALIASES, X_AXES, Mapping, MappingError, Rule, _SEP, mapping_for_run
-
-
-def _target(rx: re.Pattern, rule: Rule, run: str, tag: str) -> str | None:
-    m = rx.fullmatch(f"{run}{_SEP}{tag}")
-    if not m:
-        return None
-    groups = {k: ALIASES.get(v.lower(), v.lower()) for k, v in m.groupdict().items() if v is not None}
-    try:
-        return rule.to.format(**groups)
-    except (KeyError, IndexError, ValueError) as e:
-        raise MappingError(f"rule {rule.run!r}/{rule.tag!r}: 'to'={rule.to!r} needs group {e}") from None
+from twinboard.tagmap.patterns import compile_pattern
+from twinboard.tagmap.rules import X_AXES, Mapping, MappingError, Rule, mapping_for_run
 
 
 def resolve(run: str, tag: str, mapping: Mapping) -> tuple[str, Rule | None]:
     """Our tag for one (run, tag) and the rule that gave it (None: no rule, tag kept)."""
     for rule in mapping.rules:
-        to = _target(rule.compiled(), rule, run, tag)
+        to = rule.compiled().target(run, tag)
         if to is not None:
             return to, rule
     return tag, None
+
+
+def preview(df: pd.DataFrame, mapping: Mapping) -> tuple[pd.DataFrame, str | None]:
+    """What `mapping` does to a `read_scalars`-shaped frame: each (run, logged tag) once beside the
+    tag it becomes ("(dropped)": a dropped series), columns run, logged tag, our tag; and why the
+    mapping's x axis cannot be computed (a missing factor), or None when it can. MappingError when a
+    rule cannot be applied (a 'to' that makes an over-long tag)."""
+    pairs = df[["run", "tag"]].astype(str).drop_duplicates().reset_index(drop=True)
+    ours = [resolve(r, t, mapping)[0] or "(dropped)" for r, t in pairs.itertuples(index=False)]
+    try:
+        apply(df, mapping)
+        problem = None
+    except MappingError as e:
+        problem = str(e)
+    return pairs.rename(columns={"tag": "logged tag"}).assign(**{"our tag": ours}), problem
 
 
 def apply(df: pd.DataFrame, mapping: Mapping, x_axis: str | None = None) -> pd.DataFrame:
@@ -129,7 +133,7 @@ def companions(run_path: str | os.PathLike, mapping: Mapping) -> list[Path]:
     if p.name in mapping.merge_siblings:
         found |= {p.parent / s for s in mapping.merge_siblings if s != p.name and event_files(p.parent / s)}
     if mapping.merge_children:
-        rx = re.compile(mapping.merge_children)
+        rx = compile_pattern(mapping.merge_children, "merge_children")  # checked when the mapping was made
         for dirpath, dirnames, filenames in os.walk(p):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             rel = Path(dirpath).relative_to(p).as_posix()
@@ -149,6 +153,18 @@ def folder_scalars(folder: str | os.PathLike, run: str) -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         {"run": [], "tag": [], "step": np.empty(0, np.int64), "wall_time": [], "value": []})
     return df.assign(run=run, tag=df["tag"].astype(str))
+
+
+def upload_scalars(folder: str | os.PathLike) -> pd.DataFrame:
+    """Scalars of every event folder in an upload (hidden folders skipped), `run` = the folder's path
+    relative to `folder` ("." for files at its top), as the upload's runs are listed."""
+    root = Path(folder)
+    frames = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if any(map(is_event_file, filenames)):
+            frames.append(folder_scalars(dirpath, Path(dirpath).relative_to(root).as_posix()))
+    return pd.concat(frames, ignore_index=True) if frames else folder_scalars(root, ".").iloc[:0]
 
 
 def read_mapped(run_path: str | os.PathLike, run_name: str, logdir: str | os.PathLike,

@@ -7,19 +7,25 @@ tags are ours already) and gets its factors from `spec.json` and `status.json`. 
 to frames and series is `twinboard.tagmap.mapping`.
 
 Rule semantics (first matching rule wins; a (run, tag) no rule matches keeps its tag):
-- `run` and `tag` are regular expressions matched against the WHOLE run name and the whole tag
-  (re.fullmatch). Write `(?:.*/)?train` to match a folder called `train` anywhere, so a rule works
-  whether the run column holds `train`, `uploads/bob/train` or an absolute path.
-- A named group of the run pattern can be required again in the tag pattern with `(?P=name)`.
-- `to` is a `str.format` template over the named groups (`"{metric}/{split}"`). Captured values
-  are lower-cased and passed through `ALIASES` (validation -> val, acc -> accuracy, ...).
-  An empty `to` drops the series.
+- `run` and `tag` are regular expressions matched against the WHOLE run name and the whole tag.
+  They are RE2 patterns (`twinboard.tagmap.patterns`: linear-time, so a visitor's rule cannot hang
+  the app; no lookaround, `\\w` is ASCII), at most 500 characters each. Write `(?:.*/)?train` to
+  match a folder called `train` anywhere, so a rule works whether the run column holds `train`,
+  `uploads/bob/train` or an absolute path.
+- A named group of the run pattern can be required again in the tag pattern with `(?P=name)`: the
+  run's captured text, escaped, takes its place (RE2 has no backreferences). The run pattern's
+  captures are its leftmost-first match; no other split of the run name is tried for the tag.
+- `to` is a template of plain `{name}` fields over the named groups (`"{metric}/{split}"`), at
+  most 200 characters and so is the tag it makes (no format specs, no `.attr` or `[index]`).
+  Captured values are lower-cased and passed through `ALIASES` (validation -> val, acc ->
+  accuracy, ...). An empty `to` drops the series.
 - `step_unit` says what the logged step counts ("step": optimizer steps, "epoch": epochs) and
   `step_offset` is added first: Keras logs `epoch_loss` at epoch e (0-based) after finishing e+1
   epochs, hence its rules use step_unit="epoch", step_offset=1.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -30,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from twinboard.contract.files import SPEC_JSON, UPLOADS, read_json, read_status, write_json
+from twinboard.tagmap.patterns import PatternError, capped, compile_pattern, fill, literal, template_fields
 
 MAPPING_FILE = "twinboard_mapping.json"
 X_AXES = ("step", "epoch", "samples")
@@ -37,7 +44,11 @@ STEP_UNITS = ("step", "epoch")
 SPLITS = "train|training|val|valid|validation|eval|evaluation"  # folder/tag words naming a split
 ALIASES = {"training": "train", "validation": "val", "valid": "val", "eval": "val",
            "evaluation": "val", "acc": "accuracy", "learning_rate": "lr"}
-_SEP = "\x00"  # joins run and tag so one regex sees both (names never hold NUL)
+# `(?P=name)` in a tag pattern. Python's re is safe on rule text: a fixed pattern without nested
+# repeats, over text capped at 500 characters.
+_REF = re.compile(r"\(\?P=([A-Za-z_][A-Za-z0-9_]*)\)")
+_NAMED = re.compile(r"\(\?P?<([A-Za-z_][A-Za-z0-9_]*)>")  # a named group's opening, (?P<n> or (?<n>
+_NEVER = "[^\\x00-\\x{10FFFF}]"  # matches nothing: a reference to a group the run did not capture
 
 
 class MappingError(ValueError):
@@ -48,18 +59,89 @@ class MappingError(ValueError):
 class Rule:
     run: str  # regex, full match on the run name (posix path); "(?:.*/)?train" = a folder named train
     tag: str  # regex, full match on the tag; may repeat a run group with (?P=name)
-    to: str  # our tag, str.format over the named groups ("{metric}/{split}"); "" drops the series
+    to: str  # our tag: plain {name} fields over the named groups ("{metric}/{split}"); "" drops the series
     step_unit: str = "step"  # what the logged step counts: "step" (optimizer steps) or "epoch"
     step_offset: int = 0  # added to the logged step before converting (Keras epochs: 1)
 
-    def compiled(self) -> re.Pattern:
-        if self.step_unit not in STEP_UNITS:
-            raise MappingError(f"rule {self.run!r}/{self.tag!r}: step_unit={self.step_unit!r} must be "
-                               f"one of {', '.join(STEP_UNITS)}")
+    def __post_init__(self) -> None:  # types first: a rule from a JSON file may hold anything
+        for name in ("run", "tag", "to", "step_unit"):
+            if not isinstance(getattr(self, name), str):
+                raise MappingError(f"rule: {name}={str(getattr(self, name))[:80]!r} must be text")
+        if isinstance(self.step_offset, bool) or not isinstance(self.step_offset, int):
+            raise MappingError(f"rule: step_offset={str(self.step_offset)[:40]!r} must be a whole number")
+
+    def compiled(self) -> Matcher:
+        """The rule checked and compiled (cached); MappingError names the rule and what is wrong."""
+        return _matcher(self)
+
+    def label(self) -> str:
+        return f"rule {self.run[:80]!r}/{self.tag[:80]!r}"
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A rule compiled by RE2: its run pattern, and its tag pattern cut at the `(?P=name)`
+    references, which `groups` fills with the run's captured text, escaped."""
+    rule: Rule
+    run: object  # re2 pattern, full match on the run name
+    tag: object | None  # re2 pattern when the tag pattern references no run group, else None
+    pieces: tuple[str, ...]  # the tag pattern cut at its references: text, name, text, ..., text
+
+    def groups(self, run: str, tag: str) -> dict[str, str] | None:
+        """The named groups captured (unmatched ones left out) when the rule matches, else None."""
+        m = self.run.fullmatch(run)
+        if m is None:
+            return None
+        found = {k: v for k, v in m.groupdict().items() if v is not None}
+        rx = self.tag
+        if rx is None:
+            text = "".join(p if i % 2 == 0 else (literal(found[p]) if p in found else _NEVER)
+                           for i, p in enumerate(self.pieces))
+            rx = compile_pattern(text, f"{self.rule.label()}: tag pattern", max_chars=None)
+        t = rx.fullmatch(tag)
+        if t is None:
+            return None
+        return {**found, **{k: v for k, v in t.groupdict().items() if v is not None}}
+
+    def target(self, run: str, tag: str) -> str | None:
+        """Our tag for (run, tag) when the rule matches ("" drops the series), else None."""
+        found = self.groups(run, tag)
+        if found is None:
+            return None
+        found = {k: ALIASES.get(v.lower(), v.lower()) for k, v in found.items()}
         try:
-            return re.compile(f"(?:{self.run}){_SEP}(?:{self.tag})")
-        except re.error as e:
-            raise MappingError(f"rule {self.run!r}/{self.tag!r}: not a valid regex: {e}") from None
+            return fill(self.rule.to, found, f"{self.rule.label()}: 'to'")
+        except PatternError as e:
+            raise MappingError(f"{e} (run {run[:200]!r}, tag {tag[:200]!r})") from None
+
+
+@functools.lru_cache(maxsize=1024)  # rules are looked up for every (run, tag) on every page run
+def _matcher(rule: Rule) -> Matcher:
+    if rule.step_unit not in STEP_UNITS:
+        raise MappingError(f"{rule.label()}: step_unit={rule.step_unit[:40]!r} must be one of {', '.join(STEP_UNITS)}")
+    try:
+        fields = template_fields(rule.to, f"{rule.label()}: 'to'")
+        run = compile_pattern(rule.run, f"{rule.label()}: run pattern")
+        capped(rule.tag, f"{rule.label()}: tag pattern")  # compiled below, without its references
+        pieces = tuple(_REF.split(rule.tag))
+        refs = pieces[1::2]
+        unknown = sorted(set(refs) - set(run.groupindex))
+        if unknown:
+            raise PatternError(f"{rule.label()}: (?P={unknown[0]}) in the tag pattern names no group "
+                               "of the run pattern")
+        tag = compile_pattern("".join(p if i % 2 == 0 else "(?:)" for i, p in enumerate(pieces)),
+                              f"{rule.label()}: tag pattern", max_chars=None)
+    except PatternError as e:
+        raise MappingError(str(e)) from None
+    names = _NAMED.findall(rule.run) + _NAMED.findall(rule.tag)
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise MappingError(f"{rule.label()}: group name {twice[0]!r} is defined twice")
+    missing = sorted(set(fields) - set(run.groupindex) - set(tag.groupindex))
+    if missing:
+        raise MappingError(f"{rule.label()}: 'to'={rule.to!r} needs group {missing[0]!r}, which the "
+                           "patterns do not define")
+    return Matcher(rule, run, None if refs else tag, pieces)
 
 
 @dataclass(frozen=True)
@@ -82,6 +164,13 @@ class Mapping:
                 raise MappingError(f"{name}={v!r} must be a positive number or null")
         for r in self.rules:
             r.compiled()
+        if not isinstance(self.merge_children, str):
+            raise MappingError(f"merge_children={self.merge_children!r} must be text (a regex)")
+        if self.merge_children:
+            try:
+                compile_pattern(self.merge_children, "merge_children")
+            except PatternError as e:
+                raise MappingError(str(e)) from None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -89,7 +178,7 @@ class Mapping:
         return {"version": 1, **d}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Mapping":
+    def from_dict(cls, d: dict) -> Mapping:
         d = dict(d)
         d.pop("version", None)
         unknown = sorted(set(d) - set(cls.__dataclass_fields__))
@@ -100,8 +189,27 @@ class Mapping:
         except TypeError as e:  # a rule with a missing or unknown field
             raise MappingError(f"bad rule: {e}") from None
 
-    def replace(self, **changes) -> "Mapping":
+    def replace(self, **changes) -> Mapping:
         return replace(self, **changes)
+
+
+def rules_from_rows(rows: list[dict]) -> tuple[Rule, ...]:
+    """Rules from table rows (the Upload page's editor): keys run, tag, to, step_unit, step_offset.
+    Rows without a run or tag pattern are left out; blank cells (None, NaN) take the defaults."""
+    def text(v, default: str = "") -> str:
+        return default if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
+    out = []
+    for r in rows:
+        run, tag = text(r.get("run")), text(r.get("tag"))
+        if run and tag:
+            try:
+                offset = int(float(text(r.get("step_offset"), "0")))
+            except (ValueError, OverflowError):
+                raise MappingError(f"rule {run[:80]!r}/{tag[:80]!r}: step_offset="
+                                   f"{str(r.get('step_offset'))[:40]!r} is not a whole number") from None
+            out.append(Rule(run, tag, text(r.get("to")), text(r.get("step_unit"), "step"), offset))
+    return tuple(out)
 
 
 def _r(run: str, tag: str, to: str, unit: str = "step", offset: int = 0) -> Rule:

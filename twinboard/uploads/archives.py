@@ -14,7 +14,17 @@ What is accepted, entry by entry:
 What refuses the whole upload: a `..` or absolute path, a symlink, hard link, device file, fifo or
 other special entry, an encrypted zip entry, a damaged entry, a corrupt event file, an upload over
 the caps on uncompressed bytes, number of entries or compression ratio (declared sizes are checked
-first, and bytes are counted again while extracting: headers are never trusted alone).
+first, and bytes are counted again while extracting: headers are never trusted alone), or over the
+room the uploads quota leaves (`room`, from twinboard.uploads.importer). A write the logdir refuses
+(disk full, read-only, no permission) refuses the upload too, saying which (`disk_refusal`).
+
+Tar headers: tarfile reads a member's GNU long name or PAX records whole, itself, before it hands
+us the member (1 MB of gzip made one 3.1 GB long name). So tarfile reads through `TarBudget`: after
+each member it may read that member's data (tar sizes are exact) and then at most HEADER_ROOM bytes
+of headers; a header that needs more is refused while it is being read. Only the stream's byte
+count is relied on, not how tarfile buffers; header chains (a long name naming a long name...)
+are bounded by the same room. Zip: zipfile parses the whole central directory before an entry can
+be counted, so its size (from the end record) is checked against the file count cap first.
 """
 from __future__ import annotations
 
@@ -23,57 +33,19 @@ import io
 import os
 import re
 import stat
-import struct
 import tarfile
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Union
 
-from twinboard.contract.files import is_event_file
-from twinboard.contract import FOOTER, HEADER, CorruptRecordError, split_records
+from twinboard.contract import CorruptRecordError, is_event_file, verify_file
+from twinboard.uploads.limits import (
+    CHUNK, RATIO_FLOOR, ZIP_ENTRY_BYTES, Limits, TarBudget, UploadRefused, central_directory_size, disk_refusal)
 
-MAX_TOTAL_BYTES = 1 << 30  # uncompressed bytes written per upload; env TWINBOARD_UPLOAD_MAX_BYTES
-MAX_FILES = 10_000  # entries (files and folders) per upload; env TWINBOARD_UPLOAD_MAX_FILES
-MAX_RATIO = 100.0  # uncompressed / compressed bytes; env TWINBOARD_UPLOAD_MAX_RATIO
-RATIO_FLOOR = 1 << 20  # ratios are only judged past this many uncompressed bytes (tiny files compress well)
 EXTRA_SUFFIXES = (".pbtxt", ".tsv", ".png", ".json")  # projector config/metadata/sprites, run json
-CHUNK = 1 << 20
+FIRST_RECORD_MAX = 4096  # bytes of an event file's first record: a file_version Event takes ~30
 Source = Union[bytes, os.PathLike, str, BinaryIO]  # archive/file content: bytes, a path or a binary file
-
-
-class UploadRefused(ValueError):
-    """The upload was refused and nothing changed; `path` is the entry (or name) at fault."""
-
-    def __init__(self, path: str, reason: str):
-        self.path, self.reason = str(path), reason
-        super().__init__(f"{path}: {reason}")
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_total_bytes: int = MAX_TOTAL_BYTES  # uncompressed bytes written
-    max_files: int = MAX_FILES  # entries, skipped ones included
-    max_ratio: float = MAX_RATIO  # uncompressed / compressed, per entry and per archive
-
-    @classmethod
-    def from_env(cls, **overrides) -> "Limits":
-        """Module defaults, overridden by the environment, overridden by non-None arguments."""
-        env = {"max_total_bytes": ("TWINBOARD_UPLOAD_MAX_BYTES", int),
-               "max_files": ("TWINBOARD_UPLOAD_MAX_FILES", int),
-               "max_ratio": ("TWINBOARD_UPLOAD_MAX_RATIO", float)}
-        values = {}
-        for key, (var, kind) in env.items():
-            raw = os.environ.get(var, "").strip()
-            try:
-                values[key] = kind(raw) if raw else getattr(cls, key)
-            except ValueError:  # refused like an upload, so the page and the CLI report it the same way
-                raise UploadRefused(var, f"{raw!r} is not a number; fix the environment variable") from None
-            if overrides.get(key) is not None:
-                values[key] = overrides[key]
-        return cls(**values)
-
 
 
 def _open(data: Source) -> tuple[BinaryIO, int]:
@@ -87,30 +59,14 @@ def _open(data: Source) -> tuple[BinaryIO, int]:
     return data, size
 
 
-class _Capped(io.RawIOBase):
-    """Counts the decompressed bytes of a tar stream; refuses past `cap` (tar headers and padding
-    included), so a gzip bomb is stopped however its members are declared."""
-
-    def __init__(self, raw: BinaryIO, cap: int, where: str):
-        self.raw, self.cap, self.where, self.count = raw, cap, where, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        data = self.raw.read(len(b))
-        self.count += len(data)
-        if self.count > self.cap:
-            raise UploadRefused(self.where, f"expands past {self.cap} bytes (uncompressed size cap)")
-        b[:len(data)] = data
-        return len(data)
-
-
 class Extraction:
     """One upload being extracted into `tmp`; every method refuses by raising UploadRefused."""
 
-    def __init__(self, tmp: Path, limits: Limits):
+    def __init__(self, tmp: Path, limits: Limits, room: int | None = None, room_reason: str = ""):
+        """`room`: bytes the uploads quota leaves this upload (None: no quota), refused past with
+        `room_reason`."""
         self.tmp, self.limits = tmp, limits
+        self.room, self.room_reason = room, room_reason
         self.entries = self.files = self.bytes = 0  # entries seen, files written, bytes written
         self.events: list[str] = []  # event files written (paths relative to tmp)
         self.skipped: list[str] = []
@@ -148,6 +104,8 @@ class Extraction:
     def check_declared(self, where: str, total: int, size: int, compressed: int) -> None:
         """Before reading an entry: `total` = bytes the upload would hold with it, from headers."""
         lim = self.limits
+        if self.room is not None and total > self.room:
+            raise UploadRefused(where, f"declares {size} bytes; {self.room_reason}")
         if total > lim.max_total_bytes:
             raise UploadRefused(where, f"declares {size} bytes; the upload would exceed "
                                        f"{lim.max_total_bytes} bytes (uncompressed size cap)")
@@ -161,69 +119,73 @@ class Extraction:
         """Copy one entry, counting real bytes against the declared size, the total cap and the
         archive's ratio (source_start: bytes written before this archive began)."""
         dest = self.tmp.joinpath(*rel.parts)
-        lim = self.limits
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-        except OSError:  # a file already sits where this entry needs a folder
+        except (FileExistsError, NotADirectoryError):  # a file already sits where this entry needs a folder
             raise UploadRefused(where, "clashes with another entry (a file where a folder should be)") from None
+        except OSError as e:
+            raise disk_refusal(where, e) from None
         try:
             with open(dest, "xb") as out:  # x: a duplicate entry never overwrites
-                written = 0
-                while chunk := src.read(CHUNK):
-                    written += len(chunk)
-                    self.bytes += len(chunk)
-                    if written > declared:
-                        raise UploadRefused(where, f"holds more data than the {declared} bytes its header declares")
-                    if self.bytes > lim.max_total_bytes:
-                        raise UploadRefused(where, f"upload exceeds {lim.max_total_bytes} bytes (uncompressed size cap)")
-                    expanded = self.bytes - source_start
-                    if expanded > RATIO_FLOOR and expanded > lim.max_ratio * max(source_size, 1):
-                        raise UploadRefused(where, f"archive expands over {lim.max_ratio:.0f}:1 (compression ratio cap)")
-                    out.write(chunk)
+                self._copy(src, out, declared, where, source_size, source_start)
         except (FileExistsError, IsADirectoryError):
             raise UploadRefused(where, "appears twice in the upload (or clashes with a folder)") from None
-        except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError, NotImplementedError) as e:
-            raise UploadRefused(where, f"cannot be extracted: {e}") from None
+        except OSError as e:  # reading errors became refusals in _copy: this is the disk
+            raise disk_refusal(where, e) from None
         self.files += 1
         if what == "event":
             self.check_event(dest, where)
             self.events.append(rel.as_posix())
 
+    def _copy(self, src: BinaryIO, out: BinaryIO, declared: int, where: str, source_size: int,
+              source_start: int) -> None:
+        lim, written = self.limits, 0
+        while True:
+            try:
+                chunk = src.read(CHUNK)
+            except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError, NotImplementedError) as e:
+                raise UploadRefused(where, f"cannot be extracted: {e}") from None
+            if not chunk:
+                return
+            written += len(chunk)
+            self.bytes += len(chunk)
+            if written > declared:
+                raise UploadRefused(where, f"holds more data than the {declared} bytes its header declares")
+            if self.bytes > lim.max_total_bytes:
+                raise UploadRefused(where, f"upload exceeds {lim.max_total_bytes} bytes (uncompressed size cap)")
+            if self.room is not None and self.bytes > self.room:
+                raise UploadRefused(where, self.room_reason)
+            expanded = self.bytes - source_start
+            if expanded > RATIO_FLOOR and expanded > lim.max_ratio * max(source_size, 1):
+                raise UploadRefused(where, f"archive expands over {lim.max_ratio:.0f}:1 (compression ratio cap)")
+            out.write(chunk)
+
     def check_event(self, path: Path, where: str) -> None:
-        """Every record's framing and CRCs; the first must be a file_version Event."""
+        """Every record's framing and CRCs, in bounded memory (contract.verify_file); the first
+        must be a file_version Event."""
         from google.protobuf.message import DecodeError
         from tensorboard.compat.proto import event_pb2  # protobufs only, no TensorFlow
 
-        size, base, records, buf = path.stat().st_size, 0, 0, b""
-        with open(path, "rb") as f:
-            while True:
-                want = CHUNK
-                if len(buf) >= HEADER:  # read a big record in one go rather than by CHUNKs
-                    want = max(CHUNK, HEADER + struct.unpack_from("<Q", buf)[0] + FOOTER - len(buf))
-                chunk = f.read(min(want, size - base - len(buf)))
-                if not chunk:
-                    break
-                buf += chunk
-                try:
-                    recs, used = split_records(buf, where, base)
-                except CorruptRecordError as e:
-                    raise UploadRefused(where, f"not a valid event file: {e.reason} at byte {e.offset}") from None
-                if recs and records == 0:
-                    ev = event_pb2.Event()
-                    try:
-                        ev.ParseFromString(recs[0])
-                    except DecodeError:
-                        ev.Clear()
-                    if not ev.file_version.startswith("brain.Event:"):
-                        raise UploadRefused(where, "not a TensorBoard event file (first record is no file_version Event)")
-                records += len(recs)
-                buf, base = buf[used:], base + used
+        try:
+            with open(path, "rb") as f:
+                records, end, first = verify_file(f, where, FIRST_RECORD_MAX, CHUNK)
+        except CorruptRecordError as e:
+            raise UploadRefused(where, f"not a valid event file: {e.reason} at byte {e.offset}") from None
+        size = path.stat().st_size
         if records == 0 and size:
             raise UploadRefused(where, "not an event file: no complete TFRecord in it")
+        if records:
+            ev = event_pb2.Event()
+            try:
+                ev.ParseFromString(first or b"")
+            except DecodeError:
+                ev.Clear()
+            if not ev.file_version.startswith("brain.Event:"):
+                raise UploadRefused(where, "not a TensorBoard event file (first record is no file_version Event)")
         if size == 0:
             self.warnings.append(f"{where}: empty event file")
-        elif size > base:
-            self.warnings.append(f"{where}: last record truncated ({size - base} bytes ignored); "
+        elif size > end:
+            self.warnings.append(f"{where}: last record truncated ({size - end} bytes ignored); "
                                  "copied while still being written?")
 
     # --- sources ---------------------------------------------------------------------------------
@@ -254,6 +216,12 @@ class Extraction:
         self.write(rel, f, size, filename, what, size, start)
 
     def zip(self, f: BinaryIO, size: int, archive: str, start: int) -> None:
+        # zipfile parses the whole central directory into ZipInfo objects (~300 bytes for each 47
+        # bytes of it: 47 MB made 314 MB) before an entry can be counted: bound it by its size first.
+        most = self.limits.max_files * ZIP_ENTRY_BYTES + (1 << 20)
+        if (cd := central_directory_size(f, size)) > most:
+            raise UploadRefused(archive, f"its central directory takes {cd} bytes, more than "
+                                         f"{self.limits.max_files} entries need (file count cap)")
         try:
             zf = zipfile.ZipFile(f)
             infos = zf.infolist()
@@ -294,10 +262,11 @@ class Extraction:
         # Headers and padding: 512-byte blocks per member plus the final record; PAX headers fit in slack.
         cap = lim.max_total_bytes + 2048 * lim.max_files + (1 << 20)
         expands = 0  # member bytes so far, skipped ones included
-        stream = _Capped(gzip.GzipFile(fileobj=f, mode="rb") if gz else f, cap, archive)
+        stream = TarBudget(gzip.GzipFile(fileobj=f, mode="rb") if gz else f, cap, archive)
         try:
-            with tarfile.open(fileobj=io.BufferedReader(stream, CHUNK), mode="r|") as tf:
+            with tarfile.open(fileobj=stream, mode="r|") as tf:
                 for m in tf:
+                    stream.allow(m)
                     where = stream.where = f"{archive}:{m.name}"
                     self.count(where)
                     if m.issym():
@@ -319,3 +288,5 @@ class Extraction:
                         self.write(rel, tf.extractfile(m), m.size, where, what, size, start)
         except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
             raise UploadRefused(archive, f"not a readable tar archive: {e}") from None
+        except RecursionError:  # headers naming headers; HEADER_ROOM keeps chains far shorter
+            raise UploadRefused(archive, "a chain of tar headers too long to follow (crafted archive?)") from None

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from twinboard.contract.files import UPLOADS
 
 COLUMNS = ("run", "tag", "step", "wall_time", "value")
 SCHEMA = pa.schema([("run", pa.string()), ("tag", pa.string()), ("step", pa.int64()),
@@ -86,3 +88,21 @@ def collect(selection: Iterable[tuple[str, str | os.PathLike]], tags: Iterable[s
     if tags is not None:
         df = df[df["tag"].astype(str).isin(list(tags))]
     return normalize(df)
+
+
+def retarget(selection: Iterable[str], old: str, new: str | None) -> list[str]:
+    """An export selection (run names relative to the logdir) after upload `old` was renamed to
+    `new`, or deleted (new=None): its runs follow the new name, or leave the selection; order kept.
+
+    `uploads/old/train` -> `uploads/new/train`; `uploads/old` itself (files at its top) likewise;
+    `uploads/older/...` and local runs are left alone."""
+    prefix = f"{UPLOADS}/{old}"
+    out = []
+    for name in selection:
+        if name == prefix or name.startswith(prefix + "/"):
+            if new is None:
+                continue
+            name = f"{UPLOADS}/{new}{name[len(prefix):]}"
+        if name not in out:
+            out.append(name)
+    return out

@@ -8,9 +8,18 @@ Which entries are accepted, and what refuses the whole upload, is twinboard.uplo
 of that an upload with no event file, or a name in use, is refused too;
 `twinboard_mapping.json` is always written by us (default rules for the layout found); one the
 archive brings is not used, since its regexes would run on every page.
+
+Quotas: everything under `<logdir>/uploads` may hold at most TWINBOARD_UPLOADS_QUOTA_BYTES, and one
+owner's uploads (the owner is recorded in the upload's folder, twinboard.auth.set_owner) at most
+TWINBOARD_UPLOADS_QUOTA_PER_USER_BYTES. Imports still in progress (their hidden temporary folders)
+count too, so two sessions cannot both fill the same room. The room left is checked before a byte is
+written, against every entry's bytes while they are written (a small archive that expands to a GiB
+stops at the quota), and once more, against what the others wrote meanwhile, before the final rename.
+A write the logdir refuses (disk full, read-only) is a refusal like any other: nothing is left behind.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -20,14 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from twinboard import config, tagmap
+from twinboard import auth, config, tagmap
 from twinboard.contract.files import UPLOADS, is_event_file
-from twinboard.uploads.archives import Extraction, Limits, Source, UploadRefused
+from twinboard.uploads.archives import Extraction, Source
+from twinboard.uploads.limits import Limits, UploadRefused, disk_refusal
 
 TMP_PREFIX = ".tmp-upload-"
 TRASH_PREFIX = ".tmp-delete-"
 STALE_TMP_S = 6 * 3600  # a temporary folder nothing was written into for this long is left over
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+QUOTA_BYTES = 10 << 30  # all uploads together; env TWINBOARD_UPLOADS_QUOTA_BYTES
+QUOTA_PER_USER_BYTES = 2 << 30  # one owner's uploads; env TWINBOARD_UPLOADS_QUOTA_PER_USER_BYTES
 
 
 @dataclass
@@ -74,13 +86,14 @@ def default_name(filenames: Iterable[str]) -> str:
 def import_upload(files: list[tuple[str, Source]], name: str | None = None, logdir: str | os.PathLike | None = None,
                   *, max_total_bytes: int | None = None, max_files: int | None = None,
                   max_ratio: float | None = None, steps_per_epoch: float | None = None,
-                  batch_size: int | None = None) -> ImportResult:
+                  batch_size: int | None = None, owner: str | None = None) -> ImportResult:
     """Import (filename, content) items as `<logdir>/uploads/<name>/`, or refuse and change nothing.
 
     Archives keep their folder structure; raw files land at the top of the upload. A mapping file
     (`twinboard_mapping.json`, default rules for the layout found; steps_per_epoch read off Keras
     logs when not given) is written with the upload, replacing any the archive brings.
-    Caps default to the module constants / environment; arguments override both.
+    Caps default to the module constants / environment; arguments override both. `owner` (a user
+    name, team mode) is recorded in the upload's folder and counted against the per-user quota.
     """
     if not files:
         raise UploadRefused("<upload>", "no files given")
@@ -90,29 +103,114 @@ def import_upload(files: list[tuple[str, Source]], name: str | None = None, logd
     if os.path.lexists(dest):
         raise UploadRefused(name, f"an upload named {name!r} already exists; choose another name")
     limits = Limits.from_env(max_total_bytes=max_total_bytes, max_files=max_files, max_ratio=max_ratio)
-    root.mkdir(parents=True, exist_ok=True)
-    sweep_stale_tmp(root)
-    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=root))
+    quota = _quotas()
+    room, why = _room(root, owner, quota, None)
+    if room <= 0:
+        raise UploadRefused(name, why)
     try:
-        job = Extraction(tmp, limits)
-        for filename, data in files:
-            job.add(filename, data)
-        if not job.events:
-            raise UploadRefused(files[0][0], "holds no event file (a file whose name contains 'tfevents')")
-        if job.skipped:
-            shown = ", ".join(job.skipped[:5]) + (f" and {len(job.skipped) - 5} more" if len(job.skipped) > 5 else "")
-            job.warnings.append(f"skipped {len(job.skipped)} entries that are neither event nor projector files: {shown}")
-        runs = sorted({PurePosixPath(e).parent.as_posix() for e in job.events})
-        _write_mapping(tmp, runs, job.warnings, steps_per_epoch, batch_size)
-        (root / UPLOADS).mkdir(exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
+        sweep_stale_tmp(root)
+        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=root))
+    except OSError as e:
+        raise disk_refusal(name, e) from None
+    try:
         try:
-            os.rename(tmp, dest)  # atomic; fails on a non-empty folder that appeared meanwhile
-        except OSError:
-            raise UploadRefused(name, f"an upload named {name!r} already exists; choose another name") from None
+            if owner is not None:  # first, so other sessions count what this import writes as its owner's
+                try:
+                    auth.set_owner(tmp, owner)
+                except auth.AuthError as e:
+                    raise UploadRefused(str(owner)[:40], f"cannot own an upload: {e}") from None
+            job = Extraction(tmp, limits, room, why)
+            for filename, data in files:
+                job.add(filename, data)
+            if not job.events:
+                raise UploadRefused(files[0][0], "holds no event file (a file whose name contains 'tfevents')")
+            if job.skipped:
+                shown = ", ".join(job.skipped[:5]) + (f" and {len(job.skipped) - 5} more" if len(job.skipped) > 5 else "")
+                job.warnings.append(f"skipped {len(job.skipped)} entries that are neither event nor projector files: {shown}")
+            runs = sorted({PurePosixPath(e).parent.as_posix() for e in job.events})
+            _write_mapping(tmp, runs, job.warnings, steps_per_epoch, batch_size)
+            room, why = _room(root, owner, quota, tmp)  # what other imports wrote meanwhile
+            if job.bytes > room:
+                raise UploadRefused(name, why)
+            (root / UPLOADS).mkdir(exist_ok=True)
+            try:
+                os.rename(tmp, dest)  # atomic; fails on a non-empty folder that appeared meanwhile
+            except OSError as e:
+                if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise UploadRefused(name, f"an upload named {name!r} already exists; choose another name") from None
+                raise
+        except OSError as e:  # the logdir refused a write: a refusal that says why
+            raise disk_refusal(name, e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ImportResult(name, dest, runs, job.files, job.bytes, job.warnings)
+
+
+# --- quotas ----------------------------------------------------------------------------------------
+def _quotas() -> tuple[int, int]:
+    """(all uploads, one owner's) in bytes: module defaults overridden by the environment."""
+    out = []
+    for var, default in (("TWINBOARD_UPLOADS_QUOTA_BYTES", QUOTA_BYTES),
+                         ("TWINBOARD_UPLOADS_QUOTA_PER_USER_BYTES", QUOTA_PER_USER_BYTES)):
+        raw = os.environ.get(var, "").strip()
+        try:
+            value = int(raw) if raw else default
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise UploadRefused(var, f"{raw!r} is not a number of bytes; fix the environment variable")
+        out.append(value)
+    return out[0], out[1]
+
+
+def usage(logdir: str | os.PathLike | None = None, owner: str | None = None,
+          skip: Path | None = None) -> tuple[int, int]:
+    """(bytes held by all uploads, bytes held by `owner`'s), imports in progress included (their
+    hidden temporary folders in the logdir), `skip` (this import's own folder) left out."""
+    root = _root(logdir)
+    folders = [p for p in _subdirs(root / UPLOADS) if not p.name.startswith(".")]
+    folders += [p for p in _subdirs(root) if p.name.startswith(TMP_PREFIX) and p != skip]
+    total = mine = 0
+    for folder in folders:
+        size = _tree_bytes(folder)
+        total += size
+        if owner is not None and auth.owner_of(folder) == owner:
+            mine += size
+    return total, mine
+
+
+def _room(root: Path, owner: str | None, quota: tuple[int, int], skip: Path | None) -> tuple[int, str]:
+    """Bytes this upload may still write, and the refusal that says which quota is full."""
+    total, mine = usage(root, owner, skip)
+    room = quota[0] - total
+    why = (f"the uploads would hold more than the quota of {quota[0]} bytes "
+           f"(TWINBOARD_UPLOADS_QUOTA_BYTES; {total} are in use): delete an upload first")
+    if owner is not None and quota[1] - mine < room:
+        room = quota[1] - mine
+        why = (f"{owner}'s uploads would hold more than the per-user quota of {quota[1]} bytes "
+               f"(TWINBOARD_UPLOADS_QUOTA_PER_USER_BYTES; {mine} are in use): delete one of them first")
+    return room, why
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        return [Path(e.path) for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
+def _tree_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder` (links not followed; a file vanishing meanwhile counts 0)."""
+    total = 0
+    for dirpath, _, filenames in os.walk(folder):
+        for fn in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, fn)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def _write_mapping(tmp: Path, runs: list[str], warnings: list[str], spe: float | None, bs: int | None) -> None:
