@@ -154,3 +154,26 @@ def test_python_dash_m_twinboard_runs(logdir):
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("no runs in")
+
+
+def test_serve_hides_error_details_and_the_developer_toolbar(tmp_path, monkeypatch):
+    """What `twinboard serve` hands Streamlit (its server is not what is tested here): no tracebacks,
+    paths or code for visitors, no Deploy button, loopback unless told otherwise, and --team on."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.web import cli as streamlit_cli
+
+    seen = {}
+    monkeypatch.setattr(streamlit_cli, "main", lambda prog_name=None: seen.update(argv=list(sys.argv)) or 0)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.delenv("TWINBOARD_TEAM", raising=False)  # serve sets these two: restored after the test
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--logdir", str(tmp_path / "logs"), "serve", "--team", "--port", "8999"]) == 0
+    argv = seen["argv"]
+    flags = dict(zip(argv[3::2], argv[4::2]))
+    assert argv[:3] == ["streamlit", "run", str(ROOT / "app.py")]
+    assert flags["--client.showErrorDetails"] == "none" and flags["--client.toolbarMode"] == "viewer"
+    assert flags["--server.address"] == "127.0.0.1" and flags["--server.port"] == "8999"
+    assert os.environ["TWINBOARD_TEAM"] == "1" and os.environ["TWINBOARD_LOGDIR"] == str(tmp_path / "logs")
+    assert PagesManager.uses_pages_directory is False  # a bookmarked page URL gets the app's navigation
+    monkeypatch.setattr(PagesManager, "uses_pages_directory", None)
