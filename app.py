@@ -20,6 +20,7 @@ def run() -> None:
         st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
         st.Page("pages/graphs.py", title="Graphs", icon=":material/account_tree:"),
         st.Page("pages/parity.py", title="Parity", icon=":material/difference:"),
+        st.Page("pages/speed.py", title="Speed", icon=":material/speed:"),
         st.Page("pages/upload.py", title="Upload", icon=":material/upload_file:"),
     ]
     st.navigation(pages).run()

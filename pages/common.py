@@ -22,6 +22,7 @@ import streamlit as st
 
 from twinboard import runs, scalars
 from twinboard.config import logdir
+from twinboard.text import md, md_list
 
 SCALAR_STORES = 32  # folders whose scalars stay in memory (16 pairs); the least recently used goes
 
@@ -130,7 +131,7 @@ def _watch_for_starting_runs(root, pairs: list[runs.Pair]) -> None:
     starting = [r.run_id for r in runs.list_runs(root) if r.run_id not in known and r.active]
     if not starting:
         return
-    st.sidebar.caption(f"Starting: {', '.join(starting)} (shown once both sides have logged)")
+    st.sidebar.caption(f"Starting: {md_list(starting)} (shown once both sides have logged)")
 
     def rerun_when_pairs_change() -> None:
         if tuple(p.label for p in runs.list_pairs(root)) != known:
@@ -140,7 +141,8 @@ def _watch_for_starting_runs(root, pairs: list[runs.Pair]) -> None:
 
 
 def side_label(run: runs.EventRun) -> str:
-    """'PyTorch', 'TensorFlow', or the run's name when the framework is unknown (uploads)."""
+    """'PyTorch', 'TensorFlow', or the run's name when the framework is unknown (uploads): text, so
+    through `md` into markdown and labels, through `html` into plotly text."""
     return runs.FRAMEWORK_LABELS[run.framework] if run.framework else run.name
 
 
@@ -150,7 +152,7 @@ BADGE_COLORS = {"torch": "orange", "tensorflow": "blue"}  # nearest markdown col
 def framework_badge(framework: str | None) -> str:
     """Markdown for a small coloured 'PyTorch' / 'TensorFlow' badge (its own name when unknown)."""
     label = runs.FRAMEWORK_LABELS.get(framework, str(framework))
-    return f":{BADGE_COLORS.get(framework or '', 'gray')}-badge[{label}]"
+    return f":{BADGE_COLORS.get(framework or '', 'gray')}-badge[{md(label, 100)}]"
 
 
 def pick_more_pairs(key: str, first: runs.Pair) -> list[runs.Pair]:
@@ -175,12 +177,13 @@ def scalar_store(folder: str) -> scalars.LockedStore:
 def tag_filter(tags: list[str], key: str, where=st.sidebar, label: str = "Filter tags (regex)",
                placeholder: str = "e.g. loss|acc", error_at=None) -> tuple[list[str], str]:
     """A regex text box over `tags` (scalars.filter_tags): (the tags it keeps, the pattern). A bad
-    pattern is named in an error (at `error_at`, default beside the box) and every tag kept."""
+    pattern is named in an error (at `error_at`, default beside the box) and every tag kept; the
+    error quotes the typed pattern, so it is shown as text."""
     pattern = where.text_input(label, key=key, placeholder=placeholder)
     try:
         return scalars.filter_tags(tags, pattern), pattern
     except scalars.TagFilterError as err:
-        (error_at or where).error(str(err))
+        (error_at or where).error(md(err))
         return list(tags), pattern
 
 

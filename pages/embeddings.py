@@ -7,6 +7,7 @@ import streamlit as st
 
 from pages.common import pick_pair, side_label
 from twinboard import embeddings
+from twinboard.text import code, md
 
 METHODS = ("PCA 2-D", "PCA 3-D", "t-SNE 2-D", "t-SNE 3-D")
 NONE = "(none)"
@@ -66,9 +67,9 @@ def main() -> None:
             found, skipped = _load(str(run.path), sig)
             sides.append((run, sig, found))
             for msg in skipped:
-                st.warning(f"{side_label(run)}: skipped embedding {msg}")
+                st.warning(f"{md(side_label(run), 100)}: skipped embedding {md(msg, 1000)}")
     except embeddings.EmbeddingError as e:
-        st.error(str(e))
+        st.error(md(e, 1000))
         return
     if not any(found for _, _, found in sides):
         st.info("Neither run has exported embeddings yet (they appear after training, or at the steps "
@@ -99,7 +100,8 @@ def main() -> None:
     label_col = "label" if "label" in columns else color_by
     labels = sorted({str(v) for e in present if label_col in e.metadata for v in e.metadata[label_col]},
                     key=embeddings.value_sort_key)
-    hl_label = st.sidebar.selectbox(f"Highlight {label_col or 'label'}", [NONE] + labels, key="emb_hl_label")
+    hl_label = st.sidebar.selectbox(f"Highlight {md(label_col or 'label', 100)}", [NONE] + labels,
+                                    key="emb_hl_label")  # a metadata column's name: text in the label
     ref = present[0]
     sample_names = {i: f"#{i}" + (f" · {label_col} {ref.metadata[label_col].iloc[i]}"
                                   if label_col in ref.metadata else "") for i in range(ref.n)}
@@ -119,7 +121,7 @@ def main() -> None:
     for side, (col, (run, _, _), emb, res) in enumerate(zip(cols, sides, chosen, aligned)):
         with col:
             if res is None:
-                st.info(f"{side_label(run)} (`{run.name}`) has no embedding `{tag}` at step {step}.")
+                st.info(f"{md(side_label(run), 100)} ({code(run.name)}) has no embedding {code(tag)} at step {step}.")
                 continue
             idx, coords, explained, n = res
             values = emb.metadata[color_by].iloc[idx] if color_by in emb.metadata else None
@@ -127,14 +129,14 @@ def main() -> None:
             if hl_label != NONE and label_col in emb.metadata:
                 hl = (emb.metadata[label_col].iloc[idx].astype(str) == hl_label).to_numpy()
             shown = f"{len(idx):,} of {n:,} points" if len(idx) < n else f"all {n:,} points"
-            title = f"{side_label(run)} · {method} · step {step} · showing {shown}"
+            title = f"{side_label(run)} · {method} · step {step} · showing {shown}"  # text: the figure escapes it
             fig = embeddings.projection_figure(
                 coords, idx, values, spec, embeddings.hover_texts(emb.metadata, emb.images, idx),
                 title, embeddings.axis_titles(method, explained), highlight=hl, selected=sample)
             key = f"emb_chart_{side}"
             st.plotly_chart(fig, key=key, on_select=lambda k=key: _pick_from_chart(k),
                             selection_mode="points", width="stretch")
-            st.caption(f"`{run.name}` · {emb.tensor.shape[1]} dimensions")
+            st.caption(f"{code(run.name)} · {emb.tensor.shape[1]} dimensions")
     st.caption(embeddings.alignment_note(method))
     if sample is not None:
         _sample_details(sides, chosen, sample)

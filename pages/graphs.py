@@ -10,6 +10,7 @@ import streamlit as st
 from pages.common import pick_pair, side_label
 from twinboard import graphs
 from twinboard.graphs import Graph, GraphScanner, default_graph
+from twinboard.text import code, md, md_list
 
 MAX_NODES = 400  # beyond this a graph is a wall of boxes to pan across; ask to collapse more
 CHART_CONFIG = {"displaylogo": False, "scrollZoom": False,  # the wheel scrolls the page, as elsewhere
@@ -46,10 +47,10 @@ def _open_clicked(chart_key: str, expand_key: str, options: list[str]) -> None:
 
 def _side(i: int, run, versions: list[Graph], error: str | None, depth: int | None, forward: bool,
           query: str, known: list[str]) -> None:
-    st.subheader(side_label(run))
-    st.caption(f"`{run.name}`")
+    st.subheader(md(side_label(run), 100))  # run names and what is read from their files: text
+    st.caption(code(run.name))
     if error:
-        st.error(f"Could not read all of this run's event files: {error}")
+        st.error(f"Could not read all of this run's event files: {md(error, 1000)}")
     if not versions:
         st.info("No graph in this run's event files (the trainer writes one after its first step).")
         return
@@ -68,7 +69,7 @@ def _side(i: int, run, versions: list[Graph], error: str | None, depth: int | No
         if matches:
             found = st.selectbox(f"Matches ({len(matches)})", matches, key=f"graphs_match_{i}")
         else:
-            st.caption(f"No node name contains “{query}”.")
+            st.caption(f"No node name contains “{md(query)}”.")
     highlight = [graphs.group_of(found, depth, expand, known)] if found else []
     st.caption(f"{len(shown.nodes)} ops → {len(collapsed.nodes)} nodes, {len(collapsed.edges)} edges")
     if len(collapsed.nodes) > MAX_NODES:
@@ -83,7 +84,7 @@ def _side(i: int, run, versions: list[Graph], error: str | None, depth: int | No
         st.download_button("Download DOT", graphs.to_dot(collapsed, highlight), f"{run.name}-{graph.tag}.dot",
                            "text/vnd.graphviz", key=f"graphs_dot_{i}", help="This view for Graphviz")
     for note in shown.notes:
-        st.caption(f"ⓘ {note}")
+        st.caption(f"ⓘ {md(note, 1000)}")
     if found:
         st.text(found)  # a name from an event file: shown as text, never as markdown
         st.dataframe(graphs.node_details(shown, found), hide_index=True, width="stretch")
@@ -119,10 +120,10 @@ def main() -> None:
     table = graphs.align_layers(left, right, labels)
     st.dataframe(graphs.style_layers(table), hide_index=True, width="stretch")
     if table.attrs.get("left_out"):
-        st.caption(f"Parameter-free layers found on one side only, not listed: {', '.join(table.attrs['left_out'])}.")
+        st.caption(f"Parameter-free layers found on one side only, not listed: {md_list(table.attrs['left_out'])}.")
     bad = table.loc[~table["match"], "layer"].tolist()
     if bad:
-        st.warning(f"Mismatch in {', '.join(bad)}: parameter counts or output shapes differ.")
+        st.warning(f"Mismatch in {md_list(bad)}: parameter counts or output shapes differ.")
     else:
         st.caption("Parameter counts and output shapes agree (a torch NCHW shape counts as its NHWC twin).")
 

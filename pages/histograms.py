@@ -7,10 +7,11 @@ import re
 
 import streamlit as st
 
-from pages.common import pick_pair, side_label, tag_filter
+from pages.common import pick_pair, tag_filter
 from twinboard import histograms, runs, scalars
 from twinboard.config import logdir
 from twinboard.histograms import HistogramSeries, HistogramStore, common_edges, distribution, layer_of, nearest_index
+from twinboard.text import code, md
 
 MODES = {"offset": "Offset", "overlay": "Overlay", "distributions": "Distributions",
          "compare": "Both on one axis"}
@@ -48,19 +49,21 @@ def view(pair: runs.Pair, root, watching: bool = False) -> None:
     if watching and not runs.pair_is_live(pair, root):
         st.rerun()
     store = _store(str(root))
-    sides = [(pair.left, side_label(pair.left)), (pair.right, side_label(pair.right))]
+    # A matched pair's sides are its frameworks, any other two runs are their names (two TensorFlow
+    # runs are not both 'TensorFlow'): the Scalars page's titles. Text: through md/code in markdown.
+    sides = [(run, scalars.side_title(pair, run)) for run in pair.runs]
     colors = scalars.side_colors(pair.left.framework, pair.right.framework)
     names = [pair.left.name, pair.right.name]
     try:
         store.refresh(names)
     except runs.OutsideLogdirError as err:
-        st.error(str(err))
+        st.error(md(err, 1000))
         return
     for problem in store.problems(names):
-        st.warning(f"`{problem.path}` {problem.message}", icon=":material/warning:")
+        st.warning(f"{code(problem.path)} {md(problem.message, 1000)}", icon=":material/warning:")
     tags = sorted(set(store.tags(names[0])) | set(store.tags(names[1])))
     if not tags:
-        st.info(f"No histograms in `{names[0]}` or `{names[1]}` yet. Trainers write them every "
+        st.info(f"No histograms in {code(names[0])} or {code(names[1])} yet. Trainers write them every "
                 "`histogram_every` steps.")
         return
 
@@ -69,7 +72,7 @@ def view(pair: runs.Pair, root, watching: bool = False) -> None:
     shown, pattern = tag_filter(tags, "hist_filter", top[1], "Filter tags (regular expression)",
                                 "kernel$ or ^grads", error_at=st)
     if not shown:
-        st.info(f"No histogram tag matches `{pattern}`; there are {len(tags)}.")
+        st.info(f"No histogram tag matches {code(pattern)}; there are {len(tags)}.")
         return
     layers: dict[str, list[str]] = {}
     for tag in shown:
@@ -83,19 +86,19 @@ def view(pair: runs.Pair, root, watching: bool = False) -> None:
     if mode == "compare":
         _compare(series, sides, colors, buckets)
         return
-    st.caption(f"Left: {sides[0][1]} `{names[0]}` · right: {sides[1][1]} `{names[1]}`; "
+    st.caption(f"Left: {md(sides[0][1])} {code(names[0])} · right: {md(sides[1][1])} {code(names[1])}; "
                + ("later steps lower and in front." if mode == "offset" else
                   "colour goes from light (early) to full (late)." if mode == "overlay" else
                   "bands: min–max, 7–93 %, 16–84 %, 31–69 % of values; line: median."))
     for tag, pair_series in series.items():
-        st.markdown(f"**{tag}**")
+        st.markdown(f"**{md(tag)}**")
         # One x range and bucket grid for both sides, so the two panels compare bucket by bucket.
         edges = common_edges([e for s in pair_series for e in s.edges], buckets)
         for col, (run, label), color, s in zip(st.columns(2), sides, colors, pair_series):
             if len(s) == 0:
-                col.info(f"{label}: `{tag}` is not logged in `{run.name}`.")
+                col.info(f"{md(label)}: {code(tag)} is not logged in {code(run.name)}.")
                 continue
-            fig = _figure(mode, s, edges, color, f"{label} · {tag}")
+            fig = _figure(mode, s, edges, color, f"{label} · {tag}")  # plain text: the figure escapes it
             col.plotly_chart(fig, key=f"hist_{mode}_{tag}_{run.name}", width="stretch")
 
 
@@ -108,16 +111,16 @@ def _compare(series: dict[str, list[HistogramSeries]], sides, colors, buckets: i
     step = (st.select_slider("Step", options=steps, value=steps[-1], key="hist_step")
             if len(steps) > 1 else steps[0])
     for tag, pair_series in series.items():
-        st.markdown(f"**{tag}**")
+        st.markdown(f"**{md(tag)}**")
         shown, notes = [], []
         for (run, label), color, s in zip(sides, colors, pair_series):
             i = nearest_index(s.steps, step)  # a repeated step: the record written last
             if i is None:
-                notes.append(f"{label} did not log `{tag}`")
+                notes.append(f"{md(label)} did not log {code(tag)}")
                 continue
             near = int(s.steps[i])
             shown.append((label, color, near, s.edges[i], s.counts[i]))
-            notes.append(f"{label} shows step {near}" + ("" if near == step else " (nearest logged)"))
+            notes.append(f"{md(label)} shows step {near}" + ("" if near == step else " (nearest logged)"))
         fig = histograms.compare_figure(shown, buckets, tag)
         st.plotly_chart(fig, key=f"hist_compare_{tag}", width="stretch")
         st.caption(f"Step {step}: " + "; ".join(notes) + ".")

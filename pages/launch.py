@@ -15,6 +15,7 @@ from twinboard.auth import actions
 from twinboard.contract import RunSpec, SpecError
 from twinboard import runs
 from twinboard.config import logdir
+from twinboard.text import md
 
 REFRESH_S = 2.0  # the run list's refresh interval while any job is queued or running
 SHOWN_RUNS = 20  # newest runs listed before "show all"
@@ -34,10 +35,10 @@ def _start(values: dict, name: str, root) -> None:
         try:
             outcome = actions.launch(current_user(), spec, name or None, root)
         except auth.PermissionDenied as err:
-            st.error(f"Not started: {err}", icon=":material/block:")
+            st.error(f"Not started: {md(err, 1000)}", icon=":material/block:")
             return
     if isinstance(outcome, runs.Launched):
-        st.success(f"Started **{outcome.run_id}**: it appears below; watch it on the Scalars page.",
+        st.success(f"Started **{md(outcome.run_id)}**: it appears below; watch it on the Scalars page.",
                    icon=":material/rocket_launch:")
     else:
         code = "" if outcome.exit_code is None else f" (exit code {outcome.exit_code})"
@@ -55,15 +56,15 @@ def _run_card(run: runs.RunStatus, root) -> None:
     with st.container(border=True, key=f"launch_card_{run.run_id}"):
         head, button = st.columns([5, 1], vertical_alignment="center")
         created = dt.datetime.fromtimestamp(run.created).strftime("%Y-%m-%d %H:%M:%S")
-        head.markdown(f"**{run.run_id}** :{STATE_COLORS.get(run.state, 'gray')}-badge[{run.state}]  \n"
+        head.markdown(f"**{md(run.run_id)}** :{STATE_COLORS.get(run.state, 'gray')}-badge[{run.state}]  \n"
                       f":small[:gray[{created} · {runs.spec_line(run.spec)}]]")
         if run.active and _may(auth.STOP, run) and button.button("Stop", key=f"launch_stop_{run.run_id}",
                                                                  icon=":material/stop:"):
-            with st.spinner(f"Stopping {run.run_id}…"):
+            with st.spinner(f"Stopping {md(run.run_id)}…"):
                 try:
                     actions.stop(current_user(), run.run_id, root)
                 except (runs.LauncherError, auth.PermissionDenied) as err:
-                    st.error(str(err))
+                    st.error(md(err, 1000))
             st.rerun()  # the whole page: the list may have nothing active any more
         # Only finished runs: a running one's last values are not final, and reading them each refresh costs.
         finals = _final_metrics(str(run.run_dir), runs.event_signature(run.run_dir)) if run.state == "finished" else {}
@@ -101,16 +102,16 @@ def _card_actions(run: runs.RunStatus, root) -> None:
             st.session_state[CONFIRM_KEY] = rid
     if st.session_state.get(CONFIRM_KEY) != rid:
         return
-    st.warning(f"Delete **{rid}** and all its files (event files, exports, logs)? This cannot be undone.")
+    st.warning(f"Delete **{md(rid)}** and all its files (event files, exports, logs)? This cannot be undone.")
     with st.container(horizontal=True):
         delete = st.button("Delete for good", key=f"launch_delete_yes_{rid}", type="primary")
         cancel = st.button("Cancel", key=f"launch_delete_no_{rid}")
     if delete:
         try:
             actions.delete_run(current_user(), rid, root)
-            st.session_state[DELETED_KEY] = (True, f"Deleted {rid}.")
+            st.session_state[DELETED_KEY] = (True, f"Deleted {md(rid)}.")
         except (runs.LauncherError, auth.PermissionDenied) as err:
-            st.session_state[DELETED_KEY] = (False, f"Not deleted: {err}")
+            st.session_state[DELETED_KEY] = (False, f"Not deleted: {md(err, 1000)}")
     if delete or cancel:
         st.session_state.pop(CONFIRM_KEY, None)
         st.rerun(scope="app")
@@ -121,12 +122,12 @@ def _fill_from(run_id: str, root) -> None:
     try:
         spec = RunSpec.from_dict(runs.get_run(run_id, root).spec).to_dict()
     except (SpecError, TypeError, runs.LauncherError) as err:
-        st.error(f"Cannot fill the form from {run_id}: {err}", icon=":material/error:")
+        st.error(f"Cannot fill the form from {md(run_id)}: {md(err, 1000)}", icon=":material/error:")
         return
     fill_form(spec, overwrite=True)
     st.session_state["launch_name"] = ""  # its name is taken; a new one, or the default
     # A toast: the click was down in the run list, and the page keeps its scroll position.
-    st.toast(f"The form above holds the spec of **{run_id}**: change it, then Start.", icon=":material/edit:")
+    st.toast(f"The form above holds the spec of **{md(run_id)}**: change it, then Start.", icon=":material/edit:")
 
 
 def _runs_list(root, live: bool) -> None:

@@ -9,6 +9,7 @@ from pages.common import pick_pair, scalar_store, side_label
 from twinboard import events, parity, runs
 from twinboard.config import logdir
 from twinboard.contract import CorruptRecordError
+from twinboard.text import code, md
 
 REFRESH_S = 2.0  # refresh interval while either side's job is queued or running
 VERDICT_BOX = {"success": st.success, "warning": st.warning, "info": st.info}
@@ -22,9 +23,9 @@ def _scalars(run: runs.EventRun, report: bool) -> dict[str, events.Series]:
         store.refresh()
     except (CorruptRecordError, OSError, ValueError) as err:
         if report:
-            st.error(f"Could not read the event files of `{run.name}`: {err}", icon=":material/error:")
+            st.error(f"Could not read the event files of {code(run.name)}: {md(err, 1000)}", icon=":material/error:")
     for problem in store.problems() if report else ():
-        st.warning(problem, icon=":material/warning:")
+        st.warning(md(problem, 1000), icon=":material/warning:")
     return {t: store.series(".", t) for t in store.tags(".")}
 
 
@@ -79,7 +80,8 @@ def _speed(pair: runs.Pair, left: dict, right: dict, settings: tuple) -> None:
     st.dataframe(shown, hide_index=True, key="parity_speed")
     modes = [(s or {}).get("execution_mode") for s in settings]
     if any(modes):
-        st.caption(f"Execution: {a} {modes[0] or 'unknown'}; {b} {modes[1] or 'unknown'}. "
+        st.caption(f"Execution: {md(a)} {md(parity.mode_text(modes[0]), 100)}; "
+                   f"{md(b)} {md(parity.mode_text(modes[1]), 100)}. "
                    "Medians over the logged `perf/*` points (each one the mean step time since the "
                    "previous point, about a second of training), so warm-up steps and a busy "
                    "machine weigh little.")
@@ -89,7 +91,7 @@ def _settings_section(pair: runs.Pair, settings: tuple, problems: list[str], dif
                       reasons: list[parity.Reason], only_diff: bool) -> None:
     st.subheader("Settings")
     for p in problems:
-        st.error(p, icon=":material/error:")
+        st.error(md(p, 1000), icon=":material/error:")
     a, b = _names(pair)
     known = [s is not None for s in settings]
     if not any(known):
@@ -98,7 +100,7 @@ def _settings_section(pair: runs.Pair, settings: tuple, problems: list[str], dif
         return
     if not all(known):
         missing = a if not known[0] else b
-        st.info(f"Settings unknown for {missing} (no settings.json in its folder); the other side's are "
+        st.info(f"Settings unknown for {md(missing)} (no settings.json in its folder); the other side's are "
                 "listed, and nothing can be marked as differing.", icon=":material/help:")
     st.caption(f"Every setting each trainer reports having used, defaults made explicit "
                f"(`<run>/<framework>/settings.json`): {len(diff):,} settings, {int(diff['differs'].sum()):,} "
@@ -109,7 +111,8 @@ def _settings_section(pair: runs.Pair, settings: tuple, problems: list[str], dif
     if not reasons:
         return
     st.markdown("**Why they may differ**")
-    lines = [f"- **{r.effect}** · {', '.join(f'`{k}`' for k in r.keys)}: {r.text}"
+    # Keys and some reasons quote settings.json, an upload's file: shown as text.
+    lines = [f"- **{r.effect}** · {', '.join(code(k, 200) for k in r.keys)}: {md(r.text, 1000)}"
              for r in reasons if r.effect not in parity.COSMETIC]
     if lines:
         st.markdown("\n".join(lines))
@@ -154,7 +157,7 @@ def main() -> None:
     pair = pick_pair("parity")
     if pair is None:
         return
-    st.caption(f"{pair.left.label} against {pair.right.label}")
+    st.caption(f"{md(pair.left.label)} against {md(pair.right.label)}")
     left, right = _scalars(pair.left, report=False), _scalars(pair.right, report=False)
     tags = parity.common_tags(left, right)
     side = st.sidebar

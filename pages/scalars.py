@@ -11,7 +11,7 @@ from twinboard import runs, scalars
 from twinboard.config import logdir
 from twinboard.contract import CorruptRecordError
 from twinboard.scalars import MAX_POINTS, MAX_SMOOTHING
-from twinboard.text import md
+from twinboard.text import code, md
 
 # Chart refresh interval while a run is live: p95 append-to-screen <= 2 s needs <= ~1.5 s (bench/live_latency).
 REFRESH_S = 1.0
@@ -32,10 +32,10 @@ def _refresh(store: scalars.RunStores, folders: list[str], report: bool = True) 
         store.refresh(folders)
     except (CorruptRecordError, OSError, ValueError) as err:
         if report:
-            st.error(f"Could not read the event files: {err}", icon=":material/error:")
+            st.error(f"Could not read the event files: {md(err, 1000)}", icon=":material/error:")
         return False
     for problem in store.problems() if report else ():
-        st.warning(problem, icon=":material/warning:")
+        st.warning(md(problem, 1000), icon=":material/warning:")
     return True
 
 
@@ -107,10 +107,10 @@ def _charts(root, pairs: list[runs.Pair], mappings: dict, folders: list[str], ta
                                             log_y=view["log_y"], overlay=view["overlay"],
                                             panel_titles=panels, step_range=view["steps"], cache=cache,
                                             encode=True, difference=view["difference"])
-    for problem in sorted(problems):
+    for problem in sorted(problems):  # markdown whose run names are escaped (scalars.tag_curves)
         st.warning(problem, icon=":material/warning:")
     for group, tags in groups.items():
-        with st.expander(f"**{group}** · {len(tags)}", expanded=True):
+        with st.expander(f"**{md(group)}** · {len(tags)}", expanded=True):
             cols = st.columns(2) if view["overlay"] else [st.container()]
             for i, tag in enumerate(tags):
                 event = cols[i % len(cols)].plotly_chart(figures[tag], key=f"scalars_chart_{tag}",
@@ -130,7 +130,7 @@ def main() -> None:
         return
     pairs = [pair, *pick_more_pairs("scalars", pair)]
     mappings, problems = scalars.load_mappings(root, pairs)
-    for problem in problems:
+    for problem in problems:  # markdown whose names are escaped (scalars.load_mappings)
         st.warning(problem, icon=":material/warning:")
     folders = scalars.folders(root, pairs, mappings)
     store = _store(root)
@@ -167,7 +167,7 @@ def main() -> None:
         steps = _zoom_slider(store, root, pairs, mapped, shown, x_axis)
     side.button("Refresh now", key="scalars_refresh", icon=":material/refresh:")
     if pattern and not shown:
-        st.info(f"No tag matches `{pattern}`.")
+        st.info(f"No tag matches {code(pattern)}.")
     view = {"overlay": overlay, "smoothing": smoothing, "x_axis": x_axis, "log_y": log_y, "steps": steps,
             "difference": difference}
     live = runs.pairs_are_live(pairs, root)

@@ -32,6 +32,7 @@ READY = {
     "Embeddings": (3, 0, None),
     "Graphs": (2, 0, None),  # the two graphs are plotly charts
     "Parity": (1, 0, None),
+    "Speed": (0, 0, "[data-testid='stDataFrame']"),
     "Upload": (0, 0, "[data-testid='stDataFrame']"),
 }
 READY_JS = """([charts, graphs]) => {

@@ -417,7 +417,7 @@ def test_a_hostile_run_name_is_shown_as_text():
     texts = [fig.layout.title.text, *(a.text for a in fig.layout.annotations),
              *(t.name for t in fig.data), *(t.hovertemplate for t in fig.data)]
     assert not any("<a" in t or "%{y} &" in t or "<b>tag" in t for t in texts), texts
-    assert "&lt;a href=&quot;http://evil&quot;&gt;x&lt;/a&gt; &#37;{y} &amp; co" in fig.data[0].name
+    assert "&lt;a href=&#34;http://evil&#34;&gt;x&lt;/a&gt; &#37;{y} &amp; co" in fig.data[0].name
 
 
 @pytest.mark.parametrize("overlay", [False, True])

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from trainers import export_embedding
 from twinboard import embeddings
+from twinboard.text import md
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "embeddings.py")
@@ -144,7 +145,7 @@ def test_refused_path_is_an_error_on_the_page(tmp_path, monkeypatch):
     at = AppTest.from_file(PAGE, default_timeout=60)
     at.run()
     assert not at.exception
-    assert "../../secret.tsv" in at.error[0].value
+    assert md("../../secret.tsv") in at.error[0].value
 
 
 def test_empty_logdir_says_so(tmp_path, monkeypatch):

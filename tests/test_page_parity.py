@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from twinboard.contract import RunSpec
 from twinboard import events, parity, runs
+from twinboard.text import code, md
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60  # s per AppTest run on a busy 2-core box
@@ -157,7 +158,8 @@ def test_native_pair_parts_and_the_settings_name_the_defaults(logdir):
     print(f"native Adam float32 pair: parts at step {first}, max rel diff {m['Max relative difference']}")
     warning = " ".join(texts(at, "warning"))
     assert warning.startswith("**Matched models, different numerics.**")
-    assert f"part at step **{first}**" in warning and "Settings that change the numbers differ: `init`" in warning
+    assert f"part at step **{first}**" in warning
+    assert f"Settings that change the numbers differ: {code('init')}" in warning
     assert len(at.get("plotly_chart")) == 2
     table = settings_table(at)
     flagged = set(table.index[table["differs"]])
@@ -168,7 +170,7 @@ def test_native_pair_parts_and_the_settings_name_the_defaults(logdir):
     assert table.loc["optimizer.eps", ["PyTorch", "TensorFlow"]].tolist() == ["1e-08", "1e-07"]
     assert table.loc["init", "effect"] == "changes the numbers"
     why = "\n".join(texts(at, "markdown"))
-    assert "Why they may differ" in why and "glorot_uniform" in why and "epsilon" in why
+    assert "Why they may differ" in why and md("glorot_uniform") in why and "epsilon" in why  # reasons are text
     # Only the differing settings, on request.
     at.toggle(key="parity_only_diff").set_value(True).run()
     assert settings_table(at)["differs"].all() and set(settings_table(at).index) == flagged
@@ -200,7 +202,7 @@ def test_matched_cnn_is_built_the_same_and_passes(logdir):
     assert table.loc["layers.conv1.output_shape", ["PyTorch", "TensorFlow"]].tolist() == \
         ["[null, 16, 8, 8]", "[null, 8, 8, 16]"]
     assert not table.loc[[k for k in table.index if k.endswith(".params")] + ["total_params"], "differs"].any()
-    assert any("In layout only" in t and "`layers.conv1.output_shape`" in t for t in texts(at, "caption"))
+    assert any("In layout only" in t and code("layers.conv1.output_shape") in t for t in texts(at, "caption"))
 
 
 def test_final_metrics_and_speed_side_by_side(logdir):
@@ -211,7 +213,7 @@ def test_final_metrics_and_speed_side_by_side(logdir):
     speed = next(d.value for d in at.dataframe if "measure" in d.value.columns).set_index("measure")
     step_ms = speed.loc["median time per step (ms)"]
     assert float(step_ms["PyTorch"]) > 0 and float(step_ms["TensorFlow"]) > 0
-    assert any("PyTorch eager" in t and "tf.function" in t for t in texts(at, "caption"))
+    assert any("PyTorch eager" in t and md("tf.function") in t for t in texts(at, "caption"))  # settings are text
 
 
 # --- pairs without settings, and a run that grows ----------------------------------------------

@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 from twinboard import runs
 from pages.common import CHOICE_KEY, PICKED_KEY
 from twinboard.contract import RunSpec, frame
+from twinboard.text import md
 
 ROOT = Path(__file__).resolve().parents[1]
 STUB = ROOT / "tests" / "stub_trainer.py"
@@ -384,7 +385,7 @@ def test_a_page_opened_before_the_first_events_waits_for_them(launch_logdir, mon
         wait_for(lambda: runs.get_run(run.run_id).frameworks["torch"].state == "running")
         at = page("scalars").run()
         assert not at.exception
-        assert any(run.run_id in c.value and "Starting" in c.value for c in at.sidebar.caption)
+        assert any(md(run.run_id) in c.value and "Starting" in c.value for c in at.sidebar.caption)
     finally:
         runs.stop(run.run_id, grace=1.0)
 

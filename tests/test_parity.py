@@ -11,6 +11,7 @@ import pytest
 from twinboard import parity
 from twinboard.events import Series
 from twinboard.scalars import MAX_POINTS
+from twinboard.text import code
 
 
 def series(steps, values) -> Series:
@@ -300,10 +301,10 @@ def test_a_real_shape_difference_is_still_reported():
         assert d.loc["layers.conv1.output_shape", "effect"] == parity.NOT_MATCHED, why
         said = parity.verdict(parity.why_they_differ(d.reset_index()), None, (True, True))
         assert said.level == "warning" and "not built the same" in said.text, why
-        assert "`layers.conv1.output_shape`" in said.text, why
+        assert code("layers.conv1.output_shape") in said.text, why
     d = parity.settings_diff(torch, cnn_settings("tensorflow", "NHWC", [None, 8, 8, 16], conv1_params=1200))
     said = parity.verdict(parity.why_they_differ(d), None, (True, True))
-    assert "`layers.conv1.params`" in said.text and "`total_params`" in said.text
+    assert code("layers.conv1.params") in said.text and code("total_params") in said.text
     # Without data layouts (the explanation alone, an upload), NCHW against NHWC is allowed either way.
     assert parity.explanation("layers.conv1.output_shape", [4, 16, 8, 8], [4, 8, 8, 16])[0] == parity.LAYOUT
     assert parity.explanation("layers.conv1.output_shape", [4, 8, 8, 16], [4, 16, 8, 8])[0] == parity.LAYOUT
@@ -336,7 +337,7 @@ def test_verdict_wording():
     parts = parity.verdict(parity.why_they_differ(matched), tight, (True, True), d)
     assert parts.level == "warning" and "part at step **1**" in parts.text and "rounding" in parts.text
     numbers = parity.verdict(parity.why_they_differ(parity.settings_diff(TORCH, KERAS)), tight, (True, True), d)
-    assert "Settings that change the numbers differ: `init`, `optimizer.eps`" in numbers.text
+    assert f"Settings that change the numbers differ: {code('init')}, {code('optimizer.eps')}" in numbers.text
     unknown = parity.verdict([], parity.summarize(d, parity.DEFAULT_TOL["float32"]), (True, False), d)
     assert unknown.text.startswith("**Within tolerance.** Settings unknown for one side")
     assert "built the same" not in unknown.text and "Matched" not in unknown.text
@@ -371,6 +372,20 @@ def test_difference_figure_survives_zero_nan_and_inf():
     curves = parity.curves_figure(d, "loss/train", log_y=True)
     json.loads(curves.to_json())
     assert [len(t.x) for t in curves.data] == [5, 5]
+
+
+def test_differences_are_drawn_in_no_framework_colour():
+    """A difference is neither side: grey or black, which no colour vision confuses with PyTorch's
+    vermillion or TensorFlow's blue (a blue or a violet would pass for TensorFlow's)."""
+    from twinboard.parity.charts import DIFF_COLORS
+
+    d = parity.differences(series([1, 2, 3], [1.0, 2.0, 3.0]), series([1, 2, 3], [1.0, 2.5, 3.5]))
+    fig = parity.difference_figure(d, "loss/train", rel(1e-6), None)
+    drawn = {t.line.color for t in fig.data[:2]}
+    assert drawn == set(DIFF_COLORS.values())
+    for color in drawn:
+        rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+        assert max(rgb) - min(rgb) < 16, color  # no hue: a grey (or black)
 
 
 def test_figures_send_at_most_max_points():

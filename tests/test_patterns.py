@@ -136,8 +136,8 @@ def test_code_spans_hold_any_name():
 
 def test_html_escapes_plotly_markup_and_template_fields():
     assert text.html("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
-    assert text.html('<a href="http://evil">x</a>') == "&lt;a href=&quot;http://evil&quot;&gt;x&lt;/a&gt;"
-    assert text.html("loss %{y} & 'q'<br>") == "loss &#37;{y} &amp; &#x27;q&#x27;&lt;br&gt;"
+    assert text.html('<a href="http://evil">x</a>') == "&lt;a href=&#34;http://evil&#34;&gt;x&lt;/a&gt;"
+    assert text.html("loss %{y} & 'q'<br>") == "loss &#37;{y} &amp; &#39;q&#39;&lt;br&gt;"
     assert text.html("a\nb") == "a b" and text.html("z" * 600).endswith("…")
 
 

@@ -170,7 +170,8 @@ def test_status_finished_and_settings_match(runs, name):
     assert [r["name"] for r in t["layers"]] == [r["name"] for r in f["layers"]]
     assert t["total_params"] == f["total_params"] == sum(r["params"] for r in t["layers"])
     assert t["threads"] == f["threads"] == {"intra_op": spec.threads, "inter_op": spec.threads}
-    assert t["execution_mode"] == "eager" and f["execution_mode"].startswith("tf.function")
+    assert t["execution_mode"] == t["requested_mode"] == "eager"
+    assert f["execution_mode"] == f["requested_mode"] == "function"
     assert t["dtype"] == f["dtype"] == spec.dtype
     assert t["init_sha256"] == f["init_sha256"] == file_sha256(runs[name]["run"] / "init.npz")
     if spec.model == "cnn":

@@ -17,7 +17,8 @@ from trainers.summaries import HISTOGRAM_BINS
 from twinboard.contract import SETTINGS_JSON, RunSpec, write_json
 
 SETTINGS_KEYS = (
-    "framework", "framework_version", "logger", "execution_mode", "device", "threads", "math_library",
+    "framework", "framework_version", "logger", "execution_mode", "requested_mode", "mode_note",
+    "import_s", "first_step_s", "device", "threads", "math_library",
     "dtype", "seed", "init", "init_sha256", "optimizer", "loss", "model", "layers", "total_params",
     "batch_norm", "dropout", "data_layout", "data", "batch_size", "epochs", "steps_per_epoch",
     "total_steps", "log_every", "histogram_every", "histogram_bins", "validation", "python",
@@ -34,6 +35,22 @@ def write_settings(logdir: Path, **settings: Any) -> dict[str, Any]:
     logdir.mkdir(parents=True, exist_ok=True)
     write_json(logdir / SETTINGS_JSON, ordered, sort_keys=False)  # in SETTINGS_KEYS' order
     return ordered
+
+
+def mode_settings(mode: str, requested: str, note: str, import_s: float) -> dict[str, Any]:
+    """The train step's mode as it ran (RunSpec.torch_mode / tf_mode's words; a trainer fails rather
+    than run another mode, so it equals `requested`), why, and the import's cost (timing.timed_import).
+    first_step_s is None until step 1 ends (record_first_step)."""
+    return {"execution_mode": mode, "requested_mode": requested, "mode_note": note,
+            "import_s": round(import_s, 3), "first_step_s": None}
+
+
+def record_first_step(logdir: Path, settings: dict[str, Any], first_step_s: float,
+                      note: str = "") -> dict[str, Any]:
+    """settings.json again, once, after step 1: its first_step_s, and `note` added to mode_note
+    (what only the first step shows, such as torch.compile's cache hits)."""
+    changed = dict(settings, first_step_s=round(first_step_s, 3), mode_note=settings["mode_note"] + note)
+    return write_settings(logdir, **changed)
 
 
 # --- settings that do not depend on the framework ------------------------------------------------

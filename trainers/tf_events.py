@@ -28,7 +28,7 @@ import numpy as np
 
 from trainers.background import WriterThread
 from trainers.event_records import ScalarRows, encode_events
-from trainers.loop import FLUSH_S, PERF_TAGS
+from trainers.loop import FLUSH_S
 from trainers.summaries import batch_accuracies
 
 IMPORT_SIZES = (64, 16, 4, 1)  # events one call of a compiled import takes, largest first
@@ -44,9 +44,8 @@ class HeldScalars:
             raise RuntimeError("this TensorFlow's tf.summary writer has no _resource to import events into")
         self.tf, self.writer, self.lr, self.y_train = tf, writer, lr, y_train
         self.rows = ScalarRows()
-        acc = ("accuracy/train",) if y_train is not None else ()  # last: filled at the flush
-        self.ids = {perf: self.rows.event_id(("loss/train", "lr", *(PERF_TAGS if perf else ()), *acc), "tf_float32")
-                    for perf in (False, True)}
+        self.acc = ("accuracy/train",) if y_train is not None else ()  # last: filled at the flush
+        self.plain_id = self._ids(())
 
         def importer(k: int):
             # k serialized events back to back, cut apart in one op and imported in order: ops on
@@ -63,14 +62,22 @@ class HeldScalars:
         self.thread = WriterThread(self._write, "writing the event file")
         self.closed = False
 
+    def _ids(self, perf_tags: tuple[str, ...]) -> tuple[int]:
+        """The event of one log step: loss/train, lr, the perf tags sampled (their dict's order), accuracy/train."""
+        return self.rows.event_id(("loss/train", "lr", *perf_tags, *self.acc), "tf_float32")
+
     def hold(self, step: int, loss, out, idx: np.ndarray, perf: dict[str, float] | None) -> None:
         """One log step's loss (a tensor), logits (a tensor) and batch indices; perf/* when sampled."""
-        values = [loss, self.lr, *(perf.values() if perf else ())]  # PERF_TAGS' order
+        values = [loss, self.lr, *(perf.values() if perf else ())]
         if self.y_train is not None:
             values.append(np.nan)
-        self.rows.add(step, time.time(), self.ids[bool(perf)], values,
+        self.rows.add(step, time.time(), self._ids(tuple(perf)) if perf else self.plain_id, values,
                       (out, idx) if self.y_train is not None else None)
         self.maybe_flush()
+
+    def hold_values(self, step: int, tags: tuple[str, ...], values: list[float]) -> None:
+        """Scalars known as numbers (perf/import_s, perf/first_step_s), in one event at `step`."""
+        self.rows.add(step, time.time(), self.rows.event_id(tags, "tf_float32"), list(values))
 
     def maybe_flush(self) -> None:
         """Every FLUSH_S, what is held to the writer thread (nothing held: the writer's flush)."""
@@ -83,7 +90,8 @@ class HeldScalars:
         (calls of IMPORT_SIZES events), then the writer flushed."""
         if rows:
             for row in rows:  # the loss tensors as numbers; _numpy() is .numpy() without its copy
-                row[3][0] = row[3][0]._numpy()
+                if not isinstance(row[3][0], float):  # hold_values' rows hold numbers already
+                    row[3][0] = row[3][0]._numpy()
             data, lengths = encode_events(*ScalarRows.columns(rows, self._accuracies), self.rows.layouts)
             ends = np.cumsum(lengths)
             at = 0

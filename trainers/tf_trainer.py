@@ -1,17 +1,20 @@
 """TensorFlow side of a matched pair: `python -m trainers.tf_trainer RUN_DIR/spec.json [--logdir DIR]`.
 
-Keras layers, a train step compiled with tf.function (eager TF is ~20x slower: an unfair race), and
-tf.summary. With init=shared the optimizer is torch's arithmetic written out in TF (momentum buffer,
-Adam's bias corrections in Python double and epsilon after the corrected sqrt), with every constant
-a tensor of the run dtype: Keras would cast Python floats to float32 even in a float64 run.
+Keras layers, a train step compiled with tf.function (eager TF is ~20x slower: an unfair race) or
+run in RunSpec.tf_mode's other modes (eager, XLA: trainers.tf_step), and tf.summary. With
+init=shared the optimizer is torch's arithmetic written out in TF (momentum buffer, Adam's bias
+corrections in Python double and epsilon after the corrected sqrt), with every constant a tensor of
+the run dtype: Keras would cast Python floats to float32 even in a float64 run.
 With init=native, Keras' own initializers and optimizers with their defaults. Both optimizers are
 trainers.tf_optim's; the compiled functions, trainers.tf_step's.
-TensorFlow is imported inside `_run`, so a bad spec is refused before the 6 s import.
+TensorFlow is imported after the spec is read (`load_framework`, timed), so a bad spec is refused
+before the 6 s import.
 """
 from __future__ import annotations
 
 import os
 import sys
+import time
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,14 +23,23 @@ import numpy as np
 from trainers import data, tf_optim
 from trainers.export_embedding import export_validation_rows
 from trainers.export_graph import tf_graph
-from trainers.loop import FLUSH_S, Cadence, run_main, train
+from trainers.loop import FLUSH_S, STARTUP_TAGS, Cadence, run_main, train
 from trainers.runtime import Paths, StatusFile
-from trainers.settings import common_settings, write_settings
+from trainers.settings import common_settings, mode_settings, record_first_step, write_settings
 from trainers.summaries import histogram_many
 from trainers.tf_events import HeldScalars
-from trainers.tf_step import build_step_functions
+from trainers.tf_step import MODE_NOTES, XLA_WHAT, build_step_functions
+from trainers.timing import first_call, timed_import
 from trainers.weights import Layer, apply_init, chw_to_hwc_rows, layer_plan
 from twinboard.contract import RunSpec
+
+
+def load_framework() -> None:
+    """What import_s times: TensorFlow and Keras. Neither starts TensorFlow's runtime, so the thread
+    pools can still be set afterwards (open_adapter)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # hide TF's INFO banner lines on stderr
+    import keras  # noqa: F401
+    import tensorflow  # noqa: F401
 
 
 def build_model(spec: RunSpec, layers: list[Layer], n_features: int):
@@ -80,12 +92,13 @@ class TFAdapter:
     loop by trainers.tf_events.HeldScalars."""
 
     def __init__(self, spec: RunSpec, ds: data.Dataset, cadence: Cadence, paths: Paths,
-                 layers: list[Layer], model, writer):
+                 layers: list[Layer], model, writer, settings: dict[str, Any], setup_at: float):
         import tensorflow as tf
 
         self.tf, self.spec, self.ds, self.paths, self.model, self.writer = tf, spec, ds, paths, model, writer
+        self.settings, self.setup_at = settings, setup_at  # as written; first_step_s counts from setup_at
         self.fns = build_step_functions(tf, spec, ds, model, layers, cadence.total_steps)
-        self.train_fn = self.fns.train["plain"]  # the graph export traces this one
+        self.train_fn = self.fns.graph_fn  # the graph export traces this one
         self.held = HeldScalars(tf, writer, spec.lr, ds.y_train if ds.n_classes > 0 else None)
         self.emb_idx = data.embedding_indices(spec, ds)
         # Trace before step 1, so compile time stays out of the step times (HeldScalars traces its
@@ -97,7 +110,15 @@ class TFAdapter:
         fn = self.fns.train["hist" if want_grads else "log" if log else "plain"]
         # (loss, logits, weights, gradients, the batch: for accuracy/train at the flush); a tensor
         # argument: a numpy one costs ~90 us more per call
+        if step == 1 and self.spec.tf_mode == "xla":  # XLA compiles here: a failure is the mode's
+            return (*first_call("tf_mode", "xla", XLA_WHAT, lambda: fn(self.tf.constant(idx))), idx)
         return (*fn(self.tf.constant(idx)), idx)
+
+    def first_step(self, ended: float) -> None:
+        """perf/import_s and perf/first_step_s at step 1, and settings.json's first_step_s (loop.STARTUP_TAGS)."""
+        first_s = ended - self.setup_at
+        self.held.hold_values(1, STARTUP_TAGS, [self.settings["import_s"], first_s])
+        self.settings = record_first_step(self.paths.logdir, self.settings, first_s)
 
     def write_fp64_loss(self, step: int, handle) -> None:
         pass  # written inside the compiled train step
@@ -157,7 +178,9 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, model, layers, i
         framework="tensorflow", framework_version=tf.__version__,
         logger=(f"tf.summary (tensorboard {tensorboard.__version__}); train scalars held and imported into "
                 "its writer every flush (ImportEvent)"),
-        execution_mode="tf.function (graph, jit_compile=False)", device="cpu",
+        **mode_settings(spec.tf_mode, spec.tf_mode, MODE_NOTES[spec.tf_mode],
+                        timed_import("tensorflow", load_framework)),
+        device="cpu",
         threads={"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                  "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
         math_library="Eigen" + ("" if onednn == "0" else " + oneDNN custom ops (TF_ENABLE_ONEDNN_OPTS)"),
@@ -175,7 +198,8 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, model, layers, i
 def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence):
     """Model, shared or native weights, settings.json and the default tf.summary writer, as the
     TFAdapter (its functions traced) that trainers.loop.train drives; the writer is closed on the way out."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # hide TF's INFO banner lines on stderr
+    timed_import("tensorflow", load_framework)  # already imported under run_main; timed here otherwise
+    setup_at = time.perf_counter()  # first_step_s: from here to the end of step 1
     import tensorflow as tf
 
     # Before TensorFlow's runtime starts: the thread pools are fixed at first use (a second run in
@@ -195,7 +219,7 @@ def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence
         spec, layers, paths.run_dir, lambda arrays: load_shared(model, layers, arrays),
         "native: glorot_uniform kernels, zeros biases (keras.utils.set_random_seed(seed))")
     paths.logdir.mkdir(parents=True, exist_ok=True)
-    write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha))
+    described = write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha))
     # The C++ writer flushes in the op that writes, whenever max_queue events wait or flush_millis
     # has passed, and every flush ends in an fsync: by time only (every FLUSH_S), not every 333
     # steps at log_every=1 as max_queue=1000 did (10, the default, every fourth step).
@@ -203,7 +227,7 @@ def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence
                                            flush_millis=FLUSH_S * 1000)
     try:
         with writer.as_default():
-            adapter = TFAdapter(spec, ds, cadence, paths, layers, model, writer)
+            adapter = TFAdapter(spec, ds, cadence, paths, layers, model, writer, described, setup_at)
             try:
                 yield adapter
             finally:  # a run that failed keeps the scalars it logged before the failure
@@ -223,7 +247,7 @@ def _run(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence,
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_main("tensorflow", _run, argv)
+    return run_main("tensorflow", _run, argv, load_framework)
 
 
 if __name__ == "__main__":

@@ -1,88 +1,48 @@
 """PyTorch side of a matched pair: `python -m trainers.torch_trainer RUN_DIR/spec.json [--logdir DIR]`.
 
-Eager PyTorch, torch.optim, tensorboardX. The cadence and the loop are trainers.loop's; this file
-builds the model, loads the shared weights and writes the records (encoded by trainers.torch_events).
-torch is imported inside `_run`, so a bad spec is refused before the 3 s import.
+PyTorch eager or torch.compile (RunSpec.torch_mode: trainers.torch_modes), torch.optim, tensorboardX.
+The cadence and the loop are trainers.loop's, the model and optimizer trainers.torch_model's; this
+file drives them and writes the records (encoded by trainers.torch_events). torch is imported after the spec is read
+(`load_framework`, timed), so a bad spec is refused before the 3 s import.
 """
 from __future__ import annotations
 
 import math
 import sys
 import time
-from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from trainers import data
+from trainers import data, torch_modes
 from trainers.export_embedding import export_validation_rows
 from trainers.export_graph import torch_graph
-from trainers.loop import FLUSH_S, Cadence, run_main, train
+from trainers.loop import FLUSH_S, STARTUP_TAGS, Cadence, run_main, train
 from trainers.runtime import Paths, StatusFile
-from trainers.settings import common_settings, describe_optimizer, write_settings
+from trainers.settings import common_settings, describe_optimizer, mode_settings, record_first_step, write_settings
 from trainers.summaries import batch_accuracies, histogram_many
+from trainers.timing import timed_import
 from trainers.torch_events import make_writer
+from trainers.torch_model import (
+    TORCH_DEFAULT_ADAM_EPS, build_model, describe_layers, load_shared, make_optimizer, param_layers)
 from trainers.weights import Layer, apply_init, layer_plan
 from twinboard.contract import RunSpec
 
-TORCH_DEFAULT_ADAM_EPS = 1e-8  # torch.optim.Adam's default, used with init=native
 
-
-def build_model(spec: RunSpec, layers: list[Layer], n_features: int, dtype: Any):
-    """nn.Sequential whose parametric children are named as in the tags (dense0 ..., conv0 ..., out).
-
-    The CNN reads [N, 64] rows as [N, 1, 8, 8] (NCHW) and flattens conv1's output in (c, h, w) order.
-    """
-    import torch.nn as nn
-
-    mods: OrderedDict[str, nn.Module] = OrderedDict()
-    if spec.model == "cnn":
-        side = int(round(n_features ** 0.5))
-        mods["reshape"] = nn.Unflatten(1, (1, side, side))
-    flat = spec.model != "cnn"
-    for layer in layers:
-        if layer.kind == "conv":
-            c_out, c_in, k, _ = layer.weight_shape
-            mods[layer.name] = nn.Conv2d(c_in, c_out, k, padding=k // 2, dtype=dtype)
-        else:
-            if not flat:
-                mods["flatten"] = nn.Flatten()
-                flat = True
-            n_out, n_in = layer.weight_shape
-            mods[layer.name] = nn.Linear(n_in, n_out, dtype=dtype)
-        if layer.activation == "relu":
-            mods[f"{layer.name}_relu"] = nn.ReLU()
-    return nn.Sequential(mods)
-
-
-def param_layers(model, layers: list[Layer]):
-    return [(layer.name, getattr(model, layer.name)) for layer in layers]
-
-
-def load_shared(model, layers: list[Layer], arrays: dict[str, np.ndarray]) -> None:
-    import torch
-
-    with torch.no_grad():
-        for name, mod in param_layers(model, layers):
-            mod.weight.copy_(torch.from_numpy(arrays[f"{name}.weight"]))
-            mod.bias.copy_(torch.from_numpy(arrays[f"{name}.bias"]))
-
-
-def make_optimizer(spec: RunSpec, params):
-    import torch
-
-    if spec.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, dampening=0.0, nesterov=False,
-                               weight_decay=spec.weight_decay, foreach=False)
-    eps = spec.eps if spec.init == "shared" else TORCH_DEFAULT_ADAM_EPS
-    return torch.optim.Adam(params, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=eps,
-                            weight_decay=spec.weight_decay, amsgrad=False, foreach=False)
+def load_framework() -> None:
+    """What import_s times: torch, tensorboardX (which imports torch anyway) and torch._dynamo, which
+    torch.optim's first optimizer imports (~1.1 s): getting PyTorch ready to train in either mode,
+    not the cost of a mode's first step."""
+    import tensorboardX  # noqa: F401
+    import torch  # noqa: F401
+    import torch._dynamo  # noqa: F401
 
 
 class TorchAdapter:
     def __init__(self, spec: RunSpec, ds: data.Dataset, cadence: Cadence, paths: Paths,
-                 layers: list[Layer], model, optimizer, writer):
+                 layers: list[Layer], model, optimizer, writer, forward, settings: dict[str, Any],
+                 setup_at: float):
         import torch
         import torch.nn.functional as F
         from tensorboardX.proto.event_pb2 import Event
@@ -102,6 +62,9 @@ class TorchAdapter:
         self.layers = param_layers(model, layers)
         self.classify = ds.n_classes > 0
         self.loss_fn = F.cross_entropy if self.classify else F.mse_loss
+        self.forward = forward  # (logits, loss) of a batch, eager or compiled (torch_modes)
+        self.settings = settings  # as written; first_step adds first_step_s
+        self.setup_at = setup_at  # perf_counter when open_adapter began: first_step_s counts from it
         self.Event, self.Summary, self.TensorProto, self.DT_DOUBLE = Event, Summary, TensorProto, DT_DOUBLE
         self.scalar_shape = TensorShapeProto()
         # The scalars plugin charts a DT_DOUBLE tensor as it does tf.summary.scalar's float32 one.
@@ -148,11 +111,24 @@ class TorchAdapter:
         y = self.ds.y_train[idx]
         xb, yb = self.torch.from_numpy(self.ds.x_train[idx]), self.torch.from_numpy(y)
         self.opt.zero_grad(set_to_none=True)
-        out = self.model(xb)
-        loss = self.loss_fn(out, yb)
-        loss.backward()
+        if step == 1:  # compile mode compiles here: a failure is the mode's, named (torch_modes)
+            out, loss = torch_modes.first_call(self.spec, lambda: self._forward_backward(xb, yb))
+        else:
+            out, loss = self._forward_backward(xb, yb)
         self.opt.step()
         return out, y, loss
+
+    def _forward_backward(self, xb, yb):
+        out, loss = self.forward(xb, yb)
+        loss.backward()
+        return out, loss
+
+    def first_step(self, ended: float) -> None:
+        """perf/import_s and perf/first_step_s at step 1, and settings.json's first_step_s (loop.STARTUP_TAGS)."""
+        first_s = ended - self.setup_at
+        self._scalars(1, time.time(), STARTUP_TAGS, [self.settings["import_s"], first_s])
+        self.settings = record_first_step(self.paths.logdir, self.settings, first_s,
+                                          torch_modes.cache_note(self.spec))
 
     def write_fp64_loss(self, step: int, handle) -> None:
         self._scalars(step, time.time(), ("loss/train_fp64",), [handle[2].item()], "double")
@@ -221,24 +197,8 @@ class TorchAdapter:
         return self.events.writer.busy_s if self.events is not None else 0.0
 
 
-def describe_layers(model, layers: list[Layer], n_features: int, dtype) -> list[dict[str, Any]]:
-    """Output shapes from a real forward pass on one sample (batch dimension shown as null)."""
-    import torch
-
-    shapes: dict[str, list[int]] = {}
-    hooks = [mod.register_forward_hook(lambda m, i, o, n=name: shapes.__setitem__(n, [None, *o.shape[1:]]))
-             for name, mod in param_layers(model, layers)]
-    with torch.no_grad():
-        model(torch.zeros(1, n_features, dtype=dtype))
-    for h in hooks:
-        h.remove()
-    return [{"name": layer.name, "type": type(mod).__name__, "activation": layer.activation,
-             "output_shape": shapes[layer.name], "params": sum(p.numel() for p in mod.parameters())}
-            for layer, (_, mod) in zip(layers, param_layers(model, layers))]
-
-
 def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, model, layers, init_desc: str,
-             init_sha: str | None, n_features: int, dtype) -> dict[str, Any]:
+             init_sha: str | None, n_features: int, dtype, mode_note: str) -> dict[str, Any]:
     import tensorboardX
     import torch
 
@@ -255,7 +215,8 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, model, layers, i
     return dict(
         common_settings(spec, cadence, ds),
         framework="torch", framework_version=torch.__version__,
-        logger=f"tensorboardX {tensorboardX.__version__}", execution_mode="eager", device="cpu",
+        logger=f"tensorboardX {tensorboardX.__version__}", device="cpu",
+        **mode_settings(spec.torch_mode, spec.torch_mode, mode_note, timed_import("torch", load_framework)),
         threads={"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
         math_library=", ".join(math_libs) or "none reported", init=init_desc, init_sha256=init_sha,
         optimizer=opt,
@@ -271,8 +232,12 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, model, layers, i
 def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence):
     """Model, shared or native weights, optimizer, settings.json and the event writer, as the
     TorchAdapter that trainers.loop.train drives; the writer is closed on the way out."""
+    timed_import("torch", load_framework)  # already imported under run_main; timed here otherwise (bench)
+    setup_at = time.perf_counter()  # first_step_s: from here to the end of step 1
     import torch
+    import torch.nn.functional as F
 
+    compiler = torch_modes.check_mode(spec)  # a mode that cannot run fails before the model is built
     # Before any parallel work: torch refuses a change of inter-op threads afterwards (a second
     # run in the same process, as the tests do, keeps the count it already has when it is the same).
     torch.set_num_threads(spec.threads)
@@ -287,11 +252,13 @@ def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence
         "native: kaiming_uniform(a=sqrt(5)), bias U(±1/sqrt(fan_in)) (torch.manual_seed(seed))")
     optimizer = make_optimizer(spec, model.parameters())
     paths.logdir.mkdir(parents=True, exist_ok=True)
-    write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha,
-                                                   ds.n_features, dtype))
+    forward, note = torch_modes.build_forward(spec, model, F.cross_entropy if ds.n_classes else F.mse_loss,
+                                              compiler)
+    described = write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha,
+                                                        ds.n_features, dtype, note))
     writer = make_writer(paths.logdir)
     try:
-        yield TorchAdapter(spec, ds, cadence, paths, layers, model, optimizer, writer)
+        yield TorchAdapter(spec, ds, cadence, paths, layers, model, optimizer, writer, forward, described, setup_at)
     finally:
         writer.close()
 
@@ -303,7 +270,7 @@ def _run(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence,
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_main("torch", _run, argv)
+    return run_main("torch", _run, argv, load_framework)
 
 
 if __name__ == "__main__":

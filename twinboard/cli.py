@@ -1,4 +1,5 @@
-"""`twinboard` (or `python -m twinboard`): serve the app, launch matched pairs, list, stop, import, export.
+"""`twinboard` (or `python -m twinboard`): serve the app, launch pairs and face-offs, list, stop, import,
+export, manage team users.
 
 A thin layer over the library (twinboard.runs, twinboard.uploads).
 
@@ -154,6 +155,57 @@ def _outcome_text(result: object) -> str:
     if isinstance(result, runs.TimedOut):
         return "timed out, still running"
     return type(result).__name__.lower()
+
+
+def _faceoff_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", action="store_true",
+                   help="block until every pair ends, with progress, then print the speed table; exit 1 unless "
+                        "all finished")
+    p.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds, all pairs together")
+    add_spec_arguments(p)
+
+
+@command("faceoff", "train one spec in every execution mode (PyTorch eager, torch.compile; TensorFlow eager, "
+                    "tf.function, XLA) as three grouped pairs", _faceoff_arguments)
+def _faceoff(args: argparse.Namespace) -> int:
+    from twinboard import speed
+
+    chosen = [f for f in speed.MODE_FIELDS.values() if f"spec.{f}" in vars(args)]
+    if chosen:  # the face-off sets both modes itself, once for each pair
+        args.parser.exit(2, f"{args.parser.prog}: error: {flag(chosen[0])}: a face-off runs every mode; leave it out\n")
+    try:
+        spec = spec_from_args(args)
+        logdir = Path(args.logdir or config.logdir())
+        faceoff = speed.launch_faceoff(spec, logdir)
+    except SpecError as err:
+        args.parser.exit(2, f"{args.parser.prog}: error: {spec_error_text(err)}\n")
+    print(f"face-off {faceoff.group}:")
+    for run in faceoff.launched:
+        print(run.run_dir, flush=True)
+    for name, failed in faceoff.failed:
+        print(f"faceoff: {name}: launch failed: {failed.stderr}", file=sys.stderr)
+    if faceoff.failed or not args.wait:
+        return 1 if faceoff.failed else 0
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    try:
+        for run in faceoff.launched:  # the queue runs them in this order, one pair at a time
+            print(f"{run.run_id}:", flush=True)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            _show_progress(run.run_id, left, logdir)
+        results = {run.run_id: runs.wait(run.run_id, 0, logdir) for run in faceoff.launched}
+    except KeyboardInterrupt:
+        ids = " ".join(r.run_id for r in faceoff.launched)
+        print(f"still running; stop them with: twinboard stop RUN, for RUN in {ids}", file=sys.stderr)
+        return 130
+    for run_id, outcomes in results.items():
+        for fw, result in outcomes.items():
+            print(f"{run_id} {fw}: {_outcome_text(result)}")
+    measured = speed.read_runs(speed.group_folders(logdir, faceoff.group))
+    table = speed.speed_table(measured)
+    print(f"\n{speed.table_text(table)}\n\n{speed.lines_text(speed.framework_lines(measured, table))}")
+    print("(step times: p50 and p95 of per-second means, the first step apart; first step and import in "
+          "seconds; the Speed page has the charts)")
+    return 0 if all(isinstance(r, runs.Finished) for o in results.values() for r in o.values()) else 1
 
 
 @command("runs", "list launched runs and the state of each framework", lambda p: None)

@@ -68,7 +68,9 @@ def html(text: object, limit: int | None = 500) -> str:
     `<`, `>`, `&` and quotes become entities, and `%` becomes `&#37;` so `%{...}` in a name is not
     a hovertemplate field (plotly decodes numeric entities after substituting fields). Line breaks
     become spaces, and past `limit` characters (None: no limit) the text is cut with an ellipsis."""
-    return _html.escape(_clean(text, limit), quote=True).replace("%", "&#37;")
+    # Numeric entities for quotes: plotly.js decodes those, but shows `&quot;` literally.
+    return (_html.escape(_clean(text, limit), quote=False).replace('"', "&#34;").replace("'", "&#39;")
+            .replace("%", "&#37;"))
 
 
 def size(n: int) -> str:

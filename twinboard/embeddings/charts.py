@@ -2,7 +2,8 @@
 
 Both sides of a pair are drawn with one `ColorSpec` built from both sides' values, so a label has
 the same colour left and right. Every point carries its sample index as customdata, which is what a
-chart selection reports back to the page.
+chart selection reports back to the page. Metadata values, column names and titles are plain text
+(projector metadata comes from uploads): the figures escape them for plotly (`twinboard.text.html`).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+
+from twinboard.text import html
 
 PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Alphabet
 RAMP = ("\u00a0\u00a0", "░░", "▒▒", "▓▓", "██")  # 2 chars per pixel: tiles look square in monospace
@@ -53,14 +56,15 @@ def digit_art(image: np.ndarray) -> str:
 
 
 def hover_texts(metadata: pd.DataFrame, images: np.ndarray | None, index: np.ndarray) -> list[str]:
-    """Per shown point: its sample number, every metadata column and, for images, the pixels as text."""
+    """Per shown point: its sample number, every metadata column and, for images, the pixels as text;
+    plotly text (shown through `%{text}`), the metadata escaped."""
     cols = list(metadata.columns)
     out = []
     for i in index:
         lines = [f"<b>sample #{int(i)}</b>"]
         if cols:
             row = metadata.iloc[int(i)]
-            lines += [f"{c}: {row[c]}" for c in cols]
+            lines += [f"{html(c, 100)}: {html(row[c], 200)}" for c in cols]
         if images is not None:
             lines.append(digit_art(images[int(i)]))
         out.append("<br>".join(lines))
@@ -99,16 +103,16 @@ def projection_figure(coords: np.ndarray, index: np.ndarray, values: pd.Series |
             m = vals == value
             if not m.any():
                 continue
-            fig.add_trace(_scatter(coords[m], dims, name=value, legendgroup=value, text=hover[m],
+            fig.add_trace(_scatter(coords[m], dims, name=html(value, 100), legendgroup=html(value, None), text=hover[m],
                                    customdata=index[m], opacity=base_opacity,
                                    marker=dict(color=colour, size=7), **common))
     elif spec.kind == "continuous" and values is not None:
         nums = pd.to_numeric(values, errors="coerce").to_numpy()
-        fig.add_trace(_scatter(coords, dims, name=spec.column, text=hover, customdata=index,
+        fig.add_trace(_scatter(coords, dims, name=html(spec.column, 100), text=hover, customdata=index,
                                opacity=base_opacity, showlegend=False,
                                marker=dict(color=nums, cmin=spec.cmin, cmax=spec.cmax, size=7,
                                            colorscale="Viridis", showscale=True,
-                                           colorbar=dict(title=spec.column)), **common))
+                                           colorbar=dict(title=html(spec.column, 100))), **common))
     else:
         fig.add_trace(_scatter(coords, dims, name="samples", text=hover, customdata=index,
                                opacity=base_opacity, showlegend=False,
@@ -125,10 +129,10 @@ def projection_figure(coords: np.ndarray, index: np.ndarray, values: pd.Series |
                                customdata=index[j:j + 1],
                                marker=dict(color="rgba(0,0,0,0)", size=18, symbol="diamond",
                                            line=dict(color=HIGHLIGHT_LINE, width=3)), **common))
-    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height,
+    fig.update_layout(title=dict(text=html(title), font=dict(size=14)), height=height,
                       margin=dict(l=10, r=10, t=60, b=10), legend=dict(itemsizing="constant"),
                       hoverlabel=dict(font=dict(family="monospace", size=11)),
-                      legend_title_text=spec.column or "")
+                      legend_title_text=html(spec.column or "", 100))
     if dims == 3:
         fig.update_layout(scene=dict(xaxis_title=axis_titles[0], yaxis_title=axis_titles[1],
                                      zaxis_title=axis_titles[2], aspectmode="data"))
@@ -221,7 +225,7 @@ def similarity_figure(frame: pd.DataFrame, k: int = 10, current_step: int | None
     tags = list(dict.fromkeys(frame["tag"])) if len(frame) else []
     for tag in tags:
         part = frame[frame["tag"] == tag].sort_values("step")
-        suffix = f" ({tag})" if len(tags) > 1 else ""
+        suffix = f" ({html(tag, 100)})" if len(tags) > 1 else ""
         fig.add_trace(go.Scatter(x=part["step"], y=part["cka"], mode="lines+markers",
                                  name=f"linear CKA{suffix}", line=dict(color=PALETTE[0])))
         fig.add_trace(go.Scatter(x=part["step"], y=part["knn_overlap"], mode="lines+markers",

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from twinboard.graphs.layout import Layout, layered_layout
 from twinboard.graphs.reader import Graph
 from twinboard.graphs.view import FILL, node_kind, short_name
+from twinboard.text import html
 
 SLOT_PX, LAYER_PX = 160, 92  # screen pixels per slot (x unit) and per layer (y unit) at the default zoom
 BOX_W, BOX_H = 0.86, 0.5  # a node's box, in slots and layers: 138 x 46 px, two lines of 12 px text
@@ -78,8 +79,8 @@ def _hover(row, kind: str) -> str:
 
 def _escape(text: str) -> str:
     # plotly renders a subset of HTML in text; names come from event files (anyone's upload), so any
-    # tag-like text in them is shown as text
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # tag-like text (and a `%{...}` field) in them is shown as text
+    return html(text, limit=None)
 
 
 def _label(row, kind: str, marked: bool) -> str:

@@ -7,7 +7,8 @@ pass the same edges to both sides of a pair. Modes, after TensorBoard:
 - overlay: every step on one axis, coloured from light (early) to full colour (late);
 - distributions: percentile bands over steps (min-max, 7-93 %, 16-84 %, 31-69 %) and the median;
 - compare (not in TensorBoard, its issue 6206): two frameworks' histograms of one tensor on one axis.
-Thinned figures say so ("30 of 120 steps").
+Thinned figures say so ("30 of 120 steps"). Titles and side labels are plain text (tags and run
+names come from uploads): the figures escape them (`twinboard.text.html`).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import plotly.graph_objects as go
 
 from twinboard.histograms.maths import common_edges, rebin, sample_indices
 from twinboard.histograms.reader import HistogramSeries
+from twinboard.text import html
 
 MAX_OFFSET_STEPS = 30  # ridges drawn in offset mode; more steps are sampled evenly
 MAX_OVERLAY_STEPS = 50  # curves drawn in overlay mode
@@ -45,7 +47,7 @@ def _note(fig: go.Figure, text: str) -> None:
 
 
 def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str) -> go.Figure:
-    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=HEIGHT,
+    fig.update_layout(title=dict(text=html(title), font=dict(size=14)), height=HEIGHT,
                       margin=dict(l=50, r=20, t=60, b=40), xaxis_title=xtitle, yaxis_title=ytitle)
     return fig
 
@@ -165,7 +167,7 @@ def compare_figure(sides: list[tuple[str, str, int, np.ndarray, np.ndarray]], bu
     edges = common_edges([s[3] for s in sides], buckets)
     fig = go.Figure()
     for k, (label, color, step, e, c) in enumerate(sides):
-        counts = rebin(e, c, edges)
+        counts, label = rebin(e, c, edges), html(label, 100)
         # A stair outline over the bucket edges (last count repeated to close the last step), so
         # two near-identical histograms stay readable where filled bars would hide each other.
         fig.add_trace(go.Scatter(
@@ -174,7 +176,7 @@ def compare_figure(sides: list[tuple[str, str, int, np.ndarray, np.ndarray]], bu
             fillcolor=blend(color, 0.0, 0.18), name=f"{label}, step {step}",
             hovertemplate=f"{label} step {step}<br>from %{{x:.4g}}<br>count %{{y:.4g}}<extra></extra>"))
     fig.update_layout(legend=dict(x=0.01, y=0.99, bgcolor="rgba(255,255,255,0.7)"))
-    shown = ", ".join(f"{label} step {step}" for label, _, step, _, _ in sides)
+    shown = ", ".join(f"{html(label, 100)} step {step}" for label, _, step, _, _ in sides)
     _note(fig, f"re-binned onto {buckets} common buckets (counts kept); {shown}")
     return _layout(fig, title, "value", "count")
 

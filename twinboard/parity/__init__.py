@@ -13,5 +13,6 @@ from twinboard.parity.settings import (
     COSMETIC, EFFECT_ORDER, LAYOUT, MISSING, NAMING, NOT_MATCHED, NUMBERS, ROUNDING, SPEED, UNKNOWN_EFFECT,
     explanation, flatten, Reason, settings_diff, shape_explanation, why_they_differ)
 from twinboard.parity.text import (
+    MODE_WORDS, mode_text,
     column_names, cosmetic_note, final_shown, parting_text, precision_note, speed_shown, summary_notes,
     tolerance_rule, verdict, Verdict)

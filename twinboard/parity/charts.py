@@ -4,7 +4,8 @@ settings diff) in, a figure (or a pandas Styler) out.
 Both figures are drawn against the step; the tolerance (atol + rtol·max(|a|, |b|), a `Tolerance`)
 is a dashed line per step on the absolute panel, where a step beyond it is exactly a step that parts; each series goes to the browser as at most `MAX_POINTS`
 points (MinMaxLTTB over log10 of the relative difference, which keeps its spikes). Zero differences
-(bit-identical steps) and NaN/inf have no place on a log axis: they are drawn as gaps.
+(bit-identical steps) and NaN/inf have no place on a log axis: they are drawn as gaps. Tags and side
+names are plain text (an upload's): the figures escape them for plotly (`twinboard.text.html`).
 """
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ from plotly.subplots import make_subplots
 
 from twinboard.parity.compare import Tolerance
 from twinboard.parity.settings import LAYOUT, NAMING, NOT_MATCHED, NUMBERS, ROUNDING, SPEED
-from twinboard.scalars import MAX_POINTS, downsample, side_colors
+from twinboard.scalars import DIFF_COLOR, MAX_POINTS, downsample, side_colors
+from twinboard.text import html
 
-DIFF_COLORS = {"abs": "#2E6FD8", "rel": "#7B3FC4"}  # not a framework's colour: a difference is neither
+# A difference is neither side: neither framework's colour, nor one that passes for it (a blue beside
+# TensorFlow's, a violet that deuteranopia turns into it). Black beside the grey tolerance line, and
+# the scalars' difference grey alone on the relative panel.
+DIFF_COLORS = {"abs": "#000000", "rel": DIFF_COLOR}
 TOL_COLOR = "#888888"
 PART_COLOR = "#D62728"
 # A differing setting's row, by its effect: red changes the numbers or the experiment, yellow rounding
@@ -45,7 +50,7 @@ def difference_figure(diff: pd.DataFrame, tag: str, tol: Tolerance, first_part: 
     each step (atol + rtol·max(|a|, |b|)) as a dashed line on the absolute panel, and the first step
     beyond it as a vertical line on both."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=(f"|PyTorch − TensorFlow| of {tag}",
+                        subplot_titles=(f"|PyTorch − TensorFlow| of {html(tag, 120)}",
                                         "relative: |a − b| / max(|a|, |b|)"))
     step = diff["step"].to_numpy()
     rel = _log_plottable(diff["rel_diff"])
@@ -60,7 +65,7 @@ def difference_figure(diff: pd.DataFrame, tag: str, tol: Tolerance, first_part: 
             x=step[idx], y=y[idx], mode="lines+markers" if idx.size <= 200 else "lines",
             name=f"{name} difference", line={"color": DIFF_COLORS[key], "width": 1.6},
             marker={"size": 4}, connectgaps=False,
-            hovertemplate="step %{x:,}<br>%{y:.3e}<extra>" + name + "</extra>"), row=row, col=1)
+            hovertemplate="step %{x:,}<br>%{y:.3e}<extra>" + html(name) + "</extra>"), row=row, col=1)
     with np.errstate(divide="ignore", invalid="ignore"):  # its own points: drawn at bit-identical steps too
         at = downsample(step, np.log10(allowed), max_points // 2)
     fig.add_trace(go.Scattergl(
@@ -90,6 +95,7 @@ def curves_figure(diff: pd.DataFrame, tag: str, names: tuple[str, str] = ("PyTor
     colors = side_colors(*frameworks)
     step = diff["step"].to_numpy()
     for side, (col, name) in enumerate(zip(("left", "right"), names)):
+        name = html(name, 100)
         has = diff[f"has_{col}"].to_numpy()
         s, y = step[has], diff[col].to_numpy()[has]
         idx = downsample(s, y, max_points)
@@ -97,7 +103,7 @@ def curves_figure(diff: pd.DataFrame, tag: str, names: tuple[str, str] = ("PyTor
             x=s[idx], y=_log_plottable(y[idx]) if log_y else _plottable(y[idx]), mode="lines",
             name=name, line={"color": colors[side], "width": 1.8, "dash": "solid" if side == 0 else "dash"},
             hovertemplate="step %{x:,}<br>%{y:.10g}<extra>" + name + "</extra>"))
-    fig.update_layout(title={"text": tag, "x": 0.0, "xanchor": "left"}, height=height,
+    fig.update_layout(title={"text": html(tag, 120), "x": 0.0, "xanchor": "left"}, height=height,
                       hovermode="x unified", margin={"l": 10, "r": 10, "t": 50, "b": 10},
                       legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0})
     fig.update_xaxes(title_text="step")

@@ -139,6 +139,11 @@ EXPLANATIONS: dict[str, Explained | Callable[[Any, Any], Explained]] = {
                             "change between 1 and 2 threads) as well as the speed."),
     "execution_mode": (SPEED, "Eager against a compiled graph: the same arithmetic; it changes the "
                               "time per step (eager TensorFlow is ~20x slower than tf.function)."),
+    "requested_mode": (SPEED, "The execution mode each side was asked for (eager, compile, function, xla)."),
+    "mode_note": (SPEED, "How each side ran its mode (backend, compile cache): speed only."),
+    "import_s": (SPEED, "Seconds to import the framework, measured in each trainer process."),
+    "first_step_s": (SPEED, "Seconds to the end of the first step (model build, tracing or compiling "
+                            "included), measured in each trainer process."),
     "device": (SPEED, "Different devices: speed, and the kernels' rounding."),
     "data_layout": (LAYOUT, "NCHW against NHWC (channels first against channels last): the same "
                             "arithmetic; the first dense kernel after the convolutions is reordered "

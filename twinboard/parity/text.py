@@ -1,6 +1,7 @@
 """What the Parity page says: the verdict at a glance, where the curves part, the footnotes, and the
 tables as text. Pure: a `Summary`, the settings' `Reason`s and frames in, markdown strings and
-DataFrames of strings out. "Left" is the PyTorch side of a pair.
+DataFrames of strings out. "Left" is the PyTorch side of a pair. Tags and settings keys come from
+the runs' files (an upload's, so a visitor's): the markdown quotes them as text (`twinboard.text`).
 """
 from __future__ import annotations
 
@@ -12,18 +13,19 @@ import pandas as pd
 from twinboard.parity.compare import FP64_TAG, Summary, fmt, tolerance_share
 from twinboard.parity.settings import (
     LAYOUT, MISSING, MODEL_KEYS, NAMING, NOT_MATCHED, NUMBERS, ROUNDING, Reason)
+from twinboard.text import code
 
 
 def precision_note(tag: str, precision: str) -> str:
     """What differences comparing `tag` can show, given the precision its values were written in."""
     if tag == FP64_TAG:
-        return (f"Comparing `{tag}`: float64 tensors written every step, so differences down to "
+        return (f"Comparing `{FP64_TAG}`: float64 tensors written every step, so differences down to "
                 "~1e-16 relative show.")
     if precision == "float32":
-        return (f"Comparing `{tag}`: float32 event scalars, rounded to ~6e-8 relative when written, "
+        return (f"Comparing {code(tag)}: float32 event scalars, rounded to ~6e-8 relative when written, "
                 "so differences below ~1e-7 relative cannot show (a float64 run also writes "
                 f"`{FP64_TAG}` at full precision).")
-    return f"Comparing `{tag}` (values wider than float32)."
+    return f"Comparing {code(tag)} (values wider than float32)."
 
 
 def tolerance_rule(s: Summary) -> str:
@@ -55,7 +57,7 @@ def parting_text(diff: pd.DataFrame, s: Summary) -> str:
 
 
 def _keys(keys: list[str]) -> str:
-    return ", ".join(f"`{k}`" for k in keys)
+    return ", ".join(code(k, 200) for k in keys)
 
 
 def _is_model_key(key: str) -> bool:
@@ -174,3 +176,13 @@ def speed_shown(table: pd.DataFrame, names: tuple[str, str], ratio: str) -> pd.D
                          b: [fmt(v, 4) for v in table["right"]],
                          ratio: [fmt(v, 3) for v in table["ratio"]],
                          "points": table["points"]})
+
+
+# settings.json's execution_mode (the RunSpec's torch_mode / tf_mode values) in the words people use.
+MODE_WORDS = {"eager": "eager", "compile": "torch.compile", "function": "tf.function",
+              "xla": "tf.function with XLA (jit_compile)"}
+
+
+def mode_text(mode: object) -> str:
+    """'tf.function' for "function"; older runs wrote the words themselves; None -> 'unknown'."""
+    return MODE_WORDS.get(mode, str(mode)) if mode else "unknown"

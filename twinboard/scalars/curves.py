@@ -17,6 +17,7 @@ from twinboard.runs import EventRun, Pair
 from twinboard.scalars.charts import MAPPED_AXES, Curve, first_wall_time, pair_dash, side_colors, x_bounds
 from twinboard.scalars.compare import curve_name
 from twinboard.scalars.store import RunStores
+from twinboard.text import code, md
 
 UNITS_OF_THEIR_OWN = ("epoch", "samples")  # x axes whose zoom range is not in steps
 
@@ -27,13 +28,14 @@ def shown_runs(pairs: list[Pair]) -> list[EventRun]:
 
 
 def load_mappings(root: str | os.PathLike, pairs: list[Pair]) -> tuple[dict[str, tagmap.Mapping], list[str]]:
-    """Each shown run's tag mapping, and a problem per bad mapping file (that run is shown as logged)."""
+    """Each shown run's tag mapping, and a problem per bad mapping file (that run is shown as logged),
+    as markdown whose names (the run's, the mapping's) show as text."""
     out, problems = {}, []
     for run in shown_runs(pairs):
         try:
             out[run.name] = tagmap.mapping_for_run(run.path, root)
         except tagmap.MappingError as err:
-            problems.append(f"`{run.name}`: {err}. Its tags are shown as logged.")
+            problems.append(f"{code(run.name)}: {md(err, 1000)}. Its tags are shown as logged.")
             out[run.name] = tagmap.Mapping()
     return out, problems
 
@@ -76,8 +78,9 @@ def tag_curves(store: RunStores, pairs: list[Pair], mapped: dict[str, tagmap.Map
                x_axis: str, starts: dict[str, float | None],
                label: Callable[[EventRun], str] | None = None) -> tuple[list[Curve], list[str]]:
     """The curves of our `tag`, one per side of each pair that has it, and a problem per run whose
-    mapping cannot place it on `x_axis` (that run is not drawn). A side is named by `label(run)`,
-    by default compare.curve_name: its framework in a matched pair, else the run's name."""
+    mapping cannot place it on `x_axis` (that run is not drawn; markdown, names shown as text). A
+    side is named by `label(run)`, by default compare.curve_name: its framework in a matched pair,
+    else the run's name."""
     curves, problems = [], []
     for i, pair in enumerate(pairs):
         colors = side_colors(pair.left.framework, pair.right.framework)
@@ -87,7 +90,7 @@ def tag_curves(store: RunStores, pairs: list[Pair], mapped: dict[str, tagmap.Map
             try:
                 step, wall, value, x = tag_series(store, mapped[run.name], tag, x_axis)
             except tagmap.MappingError as err:
-                problems.append(f"`{run.name}` is not drawn on this x axis: {err}")
+                problems.append(f"{code(run.name)} is not drawn on this x axis: {md(err, 1000)}")
                 continue
             if label is None:
                 name = curve_name(pairs, i, run)
