@@ -5,6 +5,7 @@ the sign-in form until then (pages/signin.py)."""
 import streamlit as st
 
 from pages import signin
+from twinboard import auth
 
 
 def run() -> None:
@@ -23,6 +24,8 @@ def run() -> None:
         st.Page("pages/speed.py", title="Speed", icon=":material/speed:"),
         st.Page("pages/upload.py", title="Upload", icon=":material/upload_file:"),
     ]
+    if auth.team_mode() and user.role == auth.ADMIN:  # the page refuses anyone else itself too
+        pages.append(st.Page("pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"))
     st.navigation(pages).run()
 
 

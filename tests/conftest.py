@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,24 +47,31 @@ class RealPair:
     spec: RunSpec
 
 
-@pytest.fixture(scope="session")
-def real_pair(tmp_path_factory) -> RealPair:
-    from tests.stub_trainer import kill_spawned
-    from twinboard import runs
-
-    logdir = tmp_path_factory.mktemp("real_pair") / "logs"
+@contextmanager
+def real_trainers():
+    """The real trainers (no TWINBOARD_TRAINER_CMD), two slots, the environment restored after."""
     saved = {k: os.environ.get(k) for k in ("TWINBOARD_LOGDIR", "TWINBOARD_TRAINER_CMD", "TWINBOARD_MAX_PROCS")}
-    os.environ.pop("TWINBOARD_TRAINER_CMD", None)  # the real trainers
+    os.environ.pop("TWINBOARD_TRAINER_CMD", None)
     os.environ["TWINBOARD_MAX_PROCS"] = "2"
     try:
-        run = runs.launch(REAL_SPEC, logdir=logdir)
-        assert isinstance(run, runs.Launched), run
-        outcomes = runs.wait(run.run_id, timeout=300, logdir=logdir)
+        yield
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def real_pair(tmp_path_factory) -> RealPair:
+    from tests.stub_trainer import kill_spawned
+    from twinboard import runs
+
+    logdir = tmp_path_factory.mktemp("real_pair") / "logs"
+    with real_trainers():
+        run = runs.launch(REAL_SPEC, logdir=logdir)
+        assert isinstance(run, runs.Launched), run
+        outcomes = runs.wait(run.run_id, timeout=300, logdir=logdir)
     yield RealPair(logdir, run.run_id, run.run_dir, outcomes, REAL_SPEC)
     kill_spawned(logdir)

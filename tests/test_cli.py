@@ -165,7 +165,7 @@ def test_serve_hides_error_details_and_the_developer_toolbar(tmp_path, monkeypat
     seen = {}
     monkeypatch.setattr(streamlit_cli, "main", lambda prog_name=None: seen.update(argv=list(sys.argv)) or 0)
     monkeypatch.setattr(sys, "argv", list(sys.argv))
-    monkeypatch.delenv("TWINBOARD_TEAM", raising=False)  # serve sets these two: restored after the test
+    monkeypatch.setenv("TWINBOARD_TEAM", "0")  # serve sets these two: both restored after the test
     monkeypatch.setenv("TWINBOARD_LOGDIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     assert cli.main(["--logdir", str(tmp_path / "logs"), "serve", "--team", "--port", "8999"]) == 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -29,22 +28,14 @@ MODES = ["eager", "eager", "compile", "eager", "function", "xla"]
 
 @pytest.fixture(scope="module")
 def faceoff(tmp_path_factory):
+    from tests.conftest import real_trainers
     from tests.stub_trainer import kill_spawned
 
     root = tmp_path_factory.mktemp("faceoff") / "logs"
-    saved = {k: os.environ.get(k) for k in ("TWINBOARD_TRAINER_CMD", "TWINBOARD_MAX_PROCS")}
-    os.environ.pop("TWINBOARD_TRAINER_CMD", None)  # the real trainers
-    os.environ["TWINBOARD_MAX_PROCS"] = "2"
-    try:
+    with real_trainers():
         launched = speed.launch_faceoff(SPEC, root)
         assert not launched.failed, launched.failed
         outcomes = {r.run_id: runs.wait(r.run_id, timeout=900, logdir=root) for r in launched.launched}
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     for run_id, outcome in outcomes.items():
         for fw, result in outcome.items():
             err = (root / run_id / f"{fw}.stderr").read_text()[-3000:] if isinstance(result, runs.Failed) else ""

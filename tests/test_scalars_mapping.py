@@ -20,6 +20,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from twinboard import events, tagmap, uploads
+from twinboard.text import md
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "20260101-000000-digits-mlp-sgd"
@@ -125,7 +126,7 @@ def test_upload_and_local_run_share_the_epoch_axis(logdir, monkeypatch):
     assert not at.exception, at.exception
     assert by_name(figures(at)["loss/train"]) == {LOCAL: [s * BATCH for s in range(STEPS)]}
     warnings = [str(w.value) for w in at.warning]
-    assert len(warnings) == 1 and UPLOADED in warnings[0] and "batch_size" in warnings[0], warnings
+    assert len(warnings) == 1 and UPLOADED in warnings[0] and md("batch_size") in warnings[0], warnings  # as text
 
 
 def test_map_run_and_mapped_series_over_a_store(logdir):

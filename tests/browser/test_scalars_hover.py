@@ -206,6 +206,6 @@ def test_dragging_across_a_chart_zooms_every_chart(page, server, pairs):
     page.mouse.up()
     empty = page.locator(".js-plotly-plot .annotation", has_text=re.compile(r"no points between step 1\d\d and 1\d\d"))
     expect(empty.first).to_be_visible(timeout=UI_TIMEOUT_MS)
-    assert empty.count() == 2  # loss/train and loss/val: TensorFlow's panels, PyTorch's are drawn
+    expect(empty).to_have_count(2, timeout=UI_TIMEOUT_MS)  # loss/train and loss/val: TensorFlow's panels
     shot(page, "dragged-past-tensorflow")
     assert_no_error_boxes(page, "Scalars page after a drag")

@@ -103,7 +103,7 @@ def import_upload(files: list[tuple[str, Source]], name: str | None = None, logd
     if os.path.lexists(dest):
         raise UploadRefused(name, f"an upload named {name!r} already exists; choose another name")
     limits = Limits.from_env(max_total_bytes=max_total_bytes, max_files=max_files, max_ratio=max_ratio)
-    quota = _quotas()
+    quota = quotas()
     room, why = _room(root, owner, quota, None)
     if room <= 0:
         raise UploadRefused(name, why)
@@ -149,7 +149,7 @@ def import_upload(files: list[tuple[str, Source]], name: str | None = None, logd
 
 
 # --- quotas ----------------------------------------------------------------------------------------
-def _quotas() -> tuple[int, int]:
+def quotas() -> tuple[int, int]:
     """(all uploads, one owner's) in bytes: module defaults overridden by the environment."""
     out = []
     for var, default in (("TWINBOARD_UPLOADS_QUOTA_BYTES", QUOTA_BYTES),
