@@ -167,7 +167,7 @@ def child(code: str, *args: str, timeout: float = 300) -> tuple[dict, float]:
 
 def run() -> dict:
     from twinboard import events
-    from twinboard.events import fastscan, native
+    from twinboard.events import fastscan, native, scalars
 
     t = time.perf_counter()
     a = write_scalar_file(TMP / "a" / "events.out.tfevents.1700000000.bench", STEPS)
@@ -199,7 +199,7 @@ def run() -> dict:
     def kernel_only():
         tags, out = fastscan.Tags(), fastscan.Columns()
         data = b.read_bytes()
-        events.decode(data, 0, tags, out)
+        scalars.decode(data, 0, tags, out)
     r["warm_decode_s"] = timed(kernel_only, 7)
 
     # Fresh processes: numba is not imported; the kernel object is loaded by llvmlite.
