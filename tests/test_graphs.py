@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from twinboard import graphs
-from twinboard.graphs.reader import MISSING, Graph, GraphScanner, _may_hold_graph, graph_from_keras_json, read_graphs
+from twinboard.graphs.model import MISSING, Graph, graph_from_keras_json
+from twinboard.graphs.reader import GraphScanner, _may_hold_graph, read_graphs
 from twinboard.contract import CorruptRecordError, frame
 
 ROOT = Path(__file__).resolve().parents[1]

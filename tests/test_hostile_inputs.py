@@ -20,7 +20,7 @@ from twinboard.contract import MAX_RECORD, frame, masked_crc32c
 from twinboard.embeddings import read_embeddings
 from twinboard.embeddings import files as embedding_files
 from twinboard.graphs import GraphScanner
-from twinboard.graphs import reader as graph_reader
+from twinboard.graphs import model as graph_model
 
 ROOT = Path(__file__).resolve().parents[1]
 EV = "events.out.tfevents.1700000000.host"
@@ -317,12 +317,12 @@ GRAPHS = {
     "keras-json-list": (lambda: keras_event(b"[1, 2]"), "not a Keras model's JSON"),
     "keras-bad-shapes": (lambda: keras_event(json.dumps({"class_name": "Sequential", "config": {"layers": [
         {"class_name": "Dense", "config": {"name": {"a": 1}, "batch_shape": 7}}]}}).encode()), "TypeError"),
-    "too-many-nodes": (lambda: graph_event(b"\x0a\x05\x0a\x03n/x" * (graph_reader.MAX_NODES + 1)),
-                       f"more than the {graph_reader.MAX_NODES} shown"),
+    "too-many-nodes": (lambda: graph_event(b"\x0a\x05\x0a\x03n/x" * (graph_model.MAX_NODES + 1)),
+                       f"more than the {graph_model.MAX_NODES} shown"),
     "graph-over-the-bytes-cap": (lambda: graph_event(_empty_nodes(3 << 20)),  # 6 MiB: ~340 MB parsed
-                                 f"more than the {graph_reader.MAX_GRAPH_BYTES} a graph may take"),
-    "keras-over-the-bytes-cap": (lambda: keras_event(b" " * (graph_reader.MAX_GRAPH_BYTES + 1)),
-                                 f"more than the {graph_reader.MAX_GRAPH_BYTES} read"),
+                                 f"more than the {graph_model.MAX_GRAPH_BYTES} a graph may take"),
+    "keras-over-the-bytes-cap": (lambda: keras_event(b" " * (graph_model.MAX_GRAPH_BYTES + 1)),
+                                 f"more than the {graph_model.MAX_GRAPH_BYTES} read"),
 }
 
 

@@ -16,7 +16,7 @@ from typing import Collection, Iterable, Mapping
 import plotly.graph_objects as go
 
 from twinboard.graphs.layout import Layout, layered_layout
-from twinboard.graphs.reader import Graph
+from twinboard.graphs.model import Graph
 from twinboard.graphs.view import FILL, node_kind, short_name
 from twinboard.text import html
 

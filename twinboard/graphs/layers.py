@@ -16,7 +16,8 @@ import pandas as pd
 from twinboard.contract import files
 # The one rule for "same shape" (NCHW against NHWC, unknown sizes), shared with the Parity page's settings diff.
 from twinboard.contract import shapes_agree
-from twinboard.graphs.reader import Graph, default_graph
+from twinboard.graphs.model import Graph
+from twinboard.graphs.reader import default_graph
 from twinboard.graphs.view import BRACKET, forward_only, layer_index, layer_key
 
 COLUMNS = ["layer", "type", "output_shape", "params"]

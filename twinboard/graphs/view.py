@@ -16,7 +16,7 @@ from typing import Collection, Iterable
 
 import pandas as pd
 
-from twinboard.graphs.reader import MISSING, NODE_COLUMNS, Graph
+from twinboard.graphs.model import MISSING, NODE_COLUMNS, Graph
 
 # Layer-like scope parts, after TF's uniquifying suffix is removed (dense0_1 -> dense0).
 LAYER_PART = re.compile(
