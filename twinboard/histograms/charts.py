@@ -60,13 +60,14 @@ def empty_figure(title: str, why: str) -> go.Figure:
     return _layout(fig, title, "", "")
 
 
-def _drawn(series: HistogramSeries, cap: int) -> tuple[np.ndarray, str]:
-    """Indices of the non-empty steps to draw (at most `cap`) and the note saying how many."""
+def _drawn(series: HistogramSeries, edges: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """The non-empty steps to draw (at most `cap`), their counts re-binned on `edges` ([steps, m]),
+    and the note saying how many."""
     nonempty = np.flatnonzero([len(c) > 0 for c in series.counts])
     pick = nonempty[sample_indices(len(nonempty), cap)]
     note = (f"{len(pick)} of {len(nonempty)} steps (evenly sampled)" if len(pick) < len(nonempty)
             else f"{len(pick)} step{'s' * (len(pick) != 1)}")
-    return pick, note
+    return series.steps[pick], rebinned(series, pick, edges), note
 
 
 def rebinned(series: HistogramSeries, idx: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -78,10 +79,9 @@ def rebinned(series: HistogramSeries, idx: np.ndarray, edges: np.ndarray) -> np.
 def offset_figure(series: HistogramSeries, edges: np.ndarray, color: str, title: str,
                   cap: int = MAX_OFFSET_STEPS) -> go.Figure:
     """TensorBoard's offset mode: one filled curve per step, baseline at its step, later in front."""
-    idx, note = _drawn(series, cap)
-    if len(idx) == 0:
+    steps, mat, note = _drawn(series, edges, cap)
+    if len(steps) == 0:
         return empty_figure(title, "no histograms logged yet")
-    steps, mat = series.steps[idx], rebinned(series, idx, edges)
     centers = (edges[:-1] + edges[1:]) / 2
     # Steps are in write order: a restarted run's repeated steps are not sorted (twinboard.events).
     gap = (steps.max() - steps.min()) / (len(steps) - 1) if len(steps) > 1 else 1.0
@@ -109,10 +109,9 @@ def offset_figure(series: HistogramSeries, edges: np.ndarray, color: str, title:
 def overlay_figure(series: HistogramSeries, edges: np.ndarray, color: str, title: str,
                    cap: int = MAX_OVERLAY_STEPS) -> go.Figure:
     """TensorBoard's overlay mode: every step's curve on one axis, coloured by step."""
-    idx, note = _drawn(series, cap)
-    if len(idx) == 0:
+    steps, mat, note = _drawn(series, edges, cap)
+    if len(steps) == 0:
         return empty_figure(title, "no histograms logged yet")
-    steps, mat = series.steps[idx], rebinned(series, idx, edges)
     centers = (edges[:-1] + edges[1:]) / 2
     lo, hi = int(steps.min()), int(steps.max())  # write order: a restarted run's steps go back
     fig = go.Figure()
