@@ -21,15 +21,15 @@ Standard library and google_crc32c only: trainers import it before their framewo
 without one.
 """
 from twinboard.contract.files import (
-    EVENT_FILE_MARK, FRAMEWORK_LABELS, FRAMEWORKS, INIT_NPZ, RUN_JSON, SETTINGS_JSON, SPEC_JSON, STATUS_JSON,
-    TRAINER_STATES, UPLOADS, SettingsError, event_files, is_event_file, read_json, read_settings, read_status,
-    write_bytes_atomic, write_json)
+    DATA_DIR, EVENT_FILE_MARK, FRAMEWORK_LABELS, FRAMEWORKS, INIT_NPZ, MODELS_ENV, RUN_JSON, SETTINGS_JSON,
+    SPEC_JSON, STATUS_JSON, TRAINER_STATES, UPLOADS, SettingsError, data_file, event_files, is_event_file,
+    models_dir, read_json, read_settings, read_status, write_bytes_atomic, write_json)
 from twinboard.contract.records import (
     FOOTER, HEADER, MASK_DELTA, MAX_RECORD, CorruptRecordError, check_length, frame, iter_frames, mask,
     masked_crc32c, split_records, verify_file)
 from twinboard.contract.shapes import layout_only, shapes_agree, sizes_agree
 from twinboard.contract.spec import (
     BUDGETS, CEILINGS, DEFAULT_LIMITS, DTYPES, INITS, MAX_SPEC_BYTES, MODELS, OPTIMIZERS, TASKS, RunSpec, SpecError,
-    field_help)
+    field_help, spec_costs)
 from twinboard.contract.limits import (
     LIMITS_JSON, LimitsError, check_spec, check_values, field_bounds, limits_path, load_limits, save_limits)

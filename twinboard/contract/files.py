@@ -113,3 +113,20 @@ def read_settings(folder: str | os.PathLike) -> dict | None:
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: holds a JSON {type(data).__name__}, not an object")
     return data
+
+
+# --- the user's data and models ------------------------------------------------------------------
+DATA_DIR = "data"  # <logdir>/data/: task=file's .npz and .csv files (RunSpec.data names one)
+MODELS_ENV = "TWINBOARD_MODELS"  # the model-plugin folder; default: models/ beside the twinboard package
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+def models_dir() -> Path:
+    """The folder of model plugins (<name>.py each): $TWINBOARD_MODELS, else the repository's models/.
+    Set by whoever runs the server: a plugin is code the trainers run, never a visitor's upload."""
+    return Path(os.environ.get(MODELS_ENV) or DEFAULT_MODELS_DIR)
+
+
+def data_file(logdir: Path, name: str) -> Path:
+    """Where RunSpec.data `name` lives (the name is checked by RunSpec: no folders, no dots first)."""
+    return Path(logdir) / DATA_DIR / name

@@ -19,13 +19,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-TASKS = ("digits", "spirals", "regression")
-MODELS = ("mlp", "cnn")
+TASKS = ("digits", "spirals", "regression", "text", "file")
+# Built-in model pairs (trainers/models/). Any other name is a model plugin's: a file <name>.py in the
+# model folder (twinboard.contract.files.MODEL_DIR), found and checked by the launcher and trainers.
+MODELS = ("mlp", "cnn", "cnn_bn", "gru", "lstm", "transformer")
+IMAGE_MODELS = ("cnn", "cnn_bn", "gru", "lstm")  # read digits' 8x8 pixels as an image or as 8 rows
+TEXT_MODELS = ("transformer",)
+NAME_RE = r"[a-z][a-z0-9_]{0,39}"  # a plugin model's name: a Python module name
+DATA_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.(npz|csv)"  # a data file's name in the data folder
 OPTIMIZERS = ("sgd", "adam")
 INITS = ("shared", "native")
 DTYPES = ("float32", "float64")
@@ -40,10 +47,14 @@ MAX_SPEC_BYTES = 64 * 1024  # spec.json read cap: a real one is under 3 KB, 100 
 # (samples, features, outputs) of each task as trainers/data.py builds it, for the budgets without
 # numpy or sklearn; samples None means n_samples (spirals keeps the even part: two equal arms).
 # tests/test_limits.py checks these against trainers.data and trainers.weights.
-TASK_SHAPES = {"digits": (1797, 64, 10), "spirals": (None, 2, 2), "regression": (None, 8, 1)}
+# text: n_samples windows of TEXT_WINDOW characters, next-character targets over at most TEXT_VOCAB
+# symbols; file: unknown until the file is read (the trainers check the budgets once it is).
+TEXT_WINDOW, TEXT_VOCAB = 32, 100
+TASK_SHAPES = {"digits": (1797, 64, 10), "spirals": (None, 2, 2), "regression": (None, 8, 1),
+               "text": (None, TEXT_WINDOW, TEXT_VOCAB)}
 CNN_CONV_OUTPUTS = (8 * 64, 16 * 64)  # conv0, conv1 outputs a sample: 8 and 16 channels on 8x8, same padding
 CNN_CONV_PARAMS = (8 * 1 * 9 + 8) + (16 * 8 * 9 + 16)  # 3x3 kernels plus biases
-HISTOGRAMS_PER_LAYER = 4  # weights/ and grads/ of kernel and bias
+TRANSFORMER_LAYERS = 2  # the transformer's encoder layers (trainers/models/transformer.py)
 
 
 class SpecError(ValueError):
@@ -162,6 +173,14 @@ class RunSpec:
                                       "backend inductor: a C++ compiler, ~20 s on the first step)")
     tf_mode: str = _field("function", "TensorFlow train step: function (tf.function graph), eager (the same "
                                       "Python step op by op, ~20x slower) or xla (tf.function(jit_compile=True))")
+    clip_norm: float = _field(0.0, "clip the gradients' global L2 norm to this before each update (torch's "
+                                   "clip_grad_norm_); 0 = off. init=native: TensorFlow uses Keras' clipnorm, "
+                                   "which clips each variable on its own", 0, 1e6)
+    data: str = _field("", "task=file: the data file's name in the logdir's data/ folder: a .npz with x_train, "
+                           "y_train, x_val, y_val, or a .csv with a target column")
+    target: str = _field("", "task=file with a .csv: the name of the target column (the others are features)")
+    export: bool = _field(False, "after training, export the model in each framework's deployment formats and "
+                                 "measure them (<run>/<framework>/export/deploy.json)")
 
     def __post_init__(self) -> None:
         # JSON gives lists; the dataclass is frozen and hashable, so store tuples.
@@ -175,7 +194,7 @@ class RunSpec:
         return bad_value(name, getattr(self, name), why)
 
     def _validate(self) -> None:
-        for name, allowed in (("task", TASKS), ("model", MODELS), ("optimizer", OPTIMIZERS),
+        for name, allowed in (("task", TASKS), ("optimizer", OPTIMIZERS),
                               ("init", INITS), ("dtype", DTYPES), ("torch_mode", TORCH_MODES),
                               ("tf_mode", TF_MODES)):
             if getattr(self, name) not in allowed:
@@ -196,9 +215,31 @@ class RunSpec:
         check_fields({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, CEILINGS)
         if self.epochs == 0 and self.steps == 0:
             raise self._bad("epochs", "epochs and steps cannot both be 0")
-        if self.model == "cnn" and self.task != "digits":
-            raise self._bad("model", f"cnn needs image input; task {self.task!r} has none (use task=digits)")
+        self._validate_names()
         check_costs(self, CEILINGS)
+
+    def _validate_names(self) -> None:
+        if self.model not in MODELS and not re.fullmatch(NAME_RE, self.model):
+            raise self._bad("model", f"must be one of {', '.join(MODELS)} or a model plugin's name "
+                                     "(lower-case letters, digits and _, at most 40)")
+        if self.model in IMAGE_MODELS and self.task != "digits":
+            raise self._bad("model", f"{self.model} needs image input; task {self.task!r} has none (use task=digits)")
+        if (self.model in TEXT_MODELS) != (self.task == "text"):
+            raise self._bad("model" if self.model in TEXT_MODELS else "task",
+                            "task text takes the transformer model, and the transformer takes task text")
+        if not isinstance(self.export, bool):
+            raise self._bad("export", "must be true or false")
+        for name in ("data", "target"):
+            if not isinstance(getattr(self, name), str):
+                raise self._bad(name, "must be text")
+        if self.task == "file":
+            if not re.fullmatch(DATA_NAME_RE, self.data):
+                raise self._bad("data", "task file needs the name of a .npz or .csv file in the data folder "
+                                        "(letters, digits, . _ -, at most 100)")
+            if self.data.endswith(".csv") and not (0 < len(self.target) <= 100 and self.target.isprintable()):
+                raise self._bad("target", "a .csv needs the name of its target column (at most 100 characters)")
+        elif self.data or self.target:
+            raise self._bad("data" if self.data else "target", "only task file reads a data file")
 
     # --- JSON round-trip -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -288,46 +329,87 @@ def check_fields(values: Mapping[str, Any], maxima: Mapping[str, float], note: s
             raise bad_value(name, value, f"{each}must be <= {limit}{note}")
 
 
-def spec_costs(spec: RunSpec) -> dict[str, tuple[int, str, str]]:
+def model_costs(model: str, hidden: tuple[int, ...], n_features: int, n_outputs: int
+                ) -> tuple[int, list[int], int] | None:
+    """(parameters, layer outputs a sample, parameter tensors) of a built-in model; None for a plugin's
+    (its trainers check the parameter ceiling once they have built it). Mirrors trainers/models/."""
+    if model in ("cnn", "cnn_bn"):
+        bn = model == "cnn_bn"  # convs without bias, each followed by BatchNorm (gamma, beta)
+        params = sum(c_out * c_in * 9 + (2 * c_out if bn else c_out)
+                     for c_in, c_out in ((1, 8), (8, 16)))
+        widths, tensors, fan, dense = [*CNN_CONV_OUTPUTS], 6 if bn else 4, CNN_CONV_OUTPUTS[-1], [hidden[-1]]
+    elif model in ("gru", "lstm"):
+        h, gates, rows = hidden[0], (3 if model == "gru" else 4), 8  # digits: 8 rows of 8 pixels
+        params = gates * h * (n_features // rows + h) + 2 * gates * h  # torch's b_ih and b_hh
+        widths, tensors, fan, dense = [rows * h * gates], 4, h, []
+    elif model == "transformer":
+        d, t = hidden[0], n_features  # d_model; n_features is the window length for task text
+        per_layer = 4 * d * d + 4 * d + 2 * (d * 4 * d) + 4 * d + d + 4 * d  # attention, feed-forward, 2 norms
+        params = n_outputs * d + t * d + TRANSFORMER_LAYERS * per_layer + 2 * d
+        widths = [t * d * 12 * TRANSFORMER_LAYERS]  # q, k, v, attention, 4d feed-forward... a sample
+        tensors, fan, dense = 2 + TRANSFORMER_LAYERS * 12 + 2, d, []
+        n_outputs = n_outputs * t  # logits at every position
+    elif model == "mlp":
+        params, widths, tensors, fan, dense = 0, [], 0, n_features, list(hidden)
+        widths = list(hidden)
+    else:
+        return None
+    if model != "mlp":
+        widths = widths + dense
+    for w in [*dense, n_outputs if model != "transformer" else 0]:
+        if w:
+            params, fan, tensors = params + fan * w + w, w, tensors + 2
+    if model == "transformer":
+        params, tensors = params + d * (n_outputs // t) + n_outputs // t, tensors + 2  # the output head
+    return params, widths + [n_outputs], tensors
+
+
+def spec_costs(spec: RunSpec, shape: tuple[int, int, int] | None = None) -> dict[str, tuple[int, str, str]]:
     """What `spec` costs: limit name -> (amount, the field a refusal names, how the amount adds up).
 
     "steps" is the total a run takes, epochs included; the rest are BUDGETS. Mirrors trainers.data
-    (split, steps a epoch), trainers.weights (layer plan) and trainers.loop (cadence)."""
-    samples, n_features, n_outputs = TASK_SHAPES[spec.task]
+    (split, steps a epoch), trainers.models (the models) and trainers.loop (cadence). `shape` is
+    (samples, features, outputs) of a task=file data file, read by the caller; without it a file
+    task costs nothing yet (the trainers check once they have read the file), and a plugin model's
+    parameters are counted by its trainers."""
+    if spec.task == "file" and shape is None:
+        return {}
+    samples, n_features, n_outputs = shape or TASK_SHAPES[spec.task]
     n = samples or (spec.n_samples // 2 * 2 if spec.task == "spirals" else spec.n_samples)
-    n_val = max(1, int(round(n * spec.val_fraction)))
+    n_val = max(1, int(round(n * spec.val_fraction))) if spec.task != "file" else 0
     n_train = n - n_val
+    if spec.task == "file":  # a file brings its own split: samples is the training rows, n_val unknown
+        n_val = 0
     if n_train < 1:
         blame = "val_fraction" if samples else "n_samples"
         raise spec._bad(blame, f"{n} samples with {n_val} held out for validation leave none to train on")
     per_epoch = max(1, n_train // spec.batch_size)
     total = spec.steps or spec.epochs * per_epoch
-    if spec.model == "cnn":
-        widths, fan, params = [*CNN_CONV_OUTPUTS, spec.hidden[-1]], CNN_CONV_OUTPUTS[-1], CNN_CONV_PARAMS
-        dense = [spec.hidden[-1]]
-    else:
-        widths, fan, params, dense = list(spec.hidden), n_features, 0, list(spec.hidden)
-    for w in [*dense, n_outputs]:
-        params, fan = params + fan * w + w, w
-    n_layers = len(dense) + 1 + (len(CNN_CONV_OUTPUTS) if spec.model == "cnn" else 0)
+    hist_every = spec.histogram_every or max(1, per_epoch // 4)
+    hist_points = total // hist_every + 1
+    costs = {
+        "steps": (total, "steps" if spec.steps else "epochs", f"{spec.epochs} epochs x {per_epoch} steps an epoch"),
+        "log_points": (total // spec.log_every + 1, "log_every", f"{total} steps / log_every {spec.log_every}"),
+    }
+    built = model_costs(spec.model, spec.hidden, n_features, n_outputs)
+    if built is None:
+        return costs
+    params, widths, tensors = built
     rows = max(min(spec.batch_size, n_train), n_val)
     row_source = ("batch_size" if spec.batch_size >= n_val else "n_samples" if not samples else "hidden")
     exports = len({s for s in spec.embedding_steps if 0 < s < total}) + 1  # the last step always exports
-    emb_rows, emb_width = min(spec.embedding_samples, n_val), spec.hidden[-1] + n_outputs
-    hist_every = spec.histogram_every or max(1, per_epoch // 4)
-    hist_points = total // hist_every + 1
-    return {
-        "steps": (total, "steps" if spec.steps else "epochs", f"{spec.epochs} epochs x {per_epoch} steps an epoch"),
+    emb_rows, emb_width = min(spec.embedding_samples, n_val or spec.embedding_samples), spec.hidden[-1] + n_outputs
+    costs.update({
         "parameters": (params, "hidden", "the model's weights and biases"),
-        "activations": (rows * (sum(widths) + n_outputs), row_source,
-                        f"{rows} rows in a forward pass x {sum(widths) + n_outputs} layer outputs"),
+        "activations": (rows * sum(widths), row_source,
+                        f"{rows} rows in a forward pass x {sum(widths)} layer outputs"),
         "embedding_values": (exports * emb_rows * emb_width,
                              "embedding_steps" if spec.embedding_steps else "embedding_samples",
                              f"{exports} exports x {emb_rows} samples x {emb_width} values"),
-        "log_points": (total // spec.log_every + 1, "log_every", f"{total} steps / log_every {spec.log_every}"),
-        "histograms": (hist_points * HISTOGRAMS_PER_LAYER * n_layers, "histogram_every",
-                       f"{hist_points} histogram steps x {HISTOGRAMS_PER_LAYER * n_layers} histograms"),
-    }
+        "histograms": (hist_points * 2 * tensors, "histogram_every",
+                       f"{hist_points} histogram steps x {2 * tensors} histograms"),
+    })
+    return costs
 
 
 def check_costs(spec: RunSpec, maxima: Mapping[str, float], note: str = "") -> None:
