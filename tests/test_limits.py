@@ -260,13 +260,13 @@ def test_load_turns_bad_json_into_spec_errors(tmp_path):
 def test_costs_agree_with_what_the_trainers_build(spec):
     from trainers import data
     from trainers.loop import Cadence
-    from trainers.weights import layer_plan
+    from trainers import models
 
     ds = data.load(spec)
-    layers = layer_plan(spec, ds.n_features, ds.n_outputs)
+    plan = models.plan(spec, ds.n_features, ds.n_outputs)[1]
+    layers = [p for p in plan if p.name.endswith(".weight")]
     costs = {name: amount for name, (amount, _, _) in spec_costs(spec).items()}
-    params = sum(math.prod(layer.weight_shape) + layer.weight_shape[0] for layer in layers)
-    assert costs["parameters"] == params
+    assert costs["parameters"] == sum(math.prod(p.shape) for p in plan if p.trainable)
     cadence = Cadence.from_spec(spec, len(ds.x_train))
     assert costs["steps"] == cadence.total_steps
     steps = range(1, cadence.total_steps + 1)
@@ -275,7 +275,7 @@ def test_costs_agree_with_what_the_trainers_build(spec):
     exports = sum(map(cadence.is_embedding, steps))
     emb_rows = len(data.embedding_indices(spec, ds))
     assert costs["embedding_values"] == exports * emb_rows * (spec.hidden[-1] + ds.n_outputs)
-    assert costs["activations"] >= len(ds.x_val) * (sum(layer.weight_shape[0] for layer in layers))
+    assert costs["activations"] >= len(ds.x_val) * (sum(p.shape[0] for p in layers))
 
 
 def test_the_launcher_refuses_a_spec_past_this_servers_limits(logdir):

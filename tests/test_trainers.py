@@ -19,7 +19,9 @@ from trainers.loop import Cadence
 from trainers.runtime import StatusFile
 from trainers.settings import SETTINGS_KEYS
 from trainers.summaries import histogram_buckets, histogram_many
-from trainers.weights import chw_to_hwc_rows, ensure_shared_init, file_sha256, layer_plan
+from trainers import models
+from trainers.models.classic import chw_to_hwc_rows
+from trainers.weights import ensure_shared_init, file_sha256
 from twinboard.contract import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,8 +90,8 @@ def test_scalars_and_histograms_tensorboard_reads(runs, name):
     ds = data.load(spec)
     cad = Cadence.from_spec(spec, len(ds.x_train))
     tags = TRAIN_TAGS if ds.n_classes else [t for t in TRAIN_TAGS if not t.startswith("accuracy")]
-    hist_tags = [f"{kind}/{layer.name}/{part}" for kind in ("weights", "grads")
-                 for layer in layer_plan(spec, ds.n_features, ds.n_outputs) for part in ("kernel", "bias")]
+    hist_tags = [f"{kind}/{p.tag}" for kind in ("weights", "grads")
+                 for p in models.plan(spec, ds.n_features, ds.n_outputs)[1]]
     log_steps = [s for s in range(1, cad.total_steps + 1) if cad.is_log(s)]
     val_steps = [s for s in range(1, cad.total_steps + 1) if cad.is_validation(s)]
     for fw in MODULES:
@@ -250,10 +252,10 @@ def test_sigterm_marks_status_failed(tmp_path):
 # --- the shared pieces, in process -----------------------------------------------------------------
 def test_shared_init_bytes_do_not_depend_on_who_writes(tmp_path):
     spec = RunSpec(model="cnn", hidden=(16,), dtype="float64")
-    layers = layer_plan(spec, 64, 10)
+    params = models.plan(spec, 64, 10)[1]
     for d in ("a", "b"):
         (tmp_path / d).mkdir()
-        arrays, path = ensure_shared_init(spec, layers, tmp_path / d)
+        arrays, path = ensure_shared_init(spec, params, tmp_path / d)
     assert (tmp_path / "a" / "init.npz").read_bytes() == (tmp_path / "b" / "init.npz").read_bytes()
     assert arrays["conv1.weight"].shape == (16, 8, 3, 3) and arrays["dense0.weight"].shape == (16, 1024)
     bound = 1 / np.sqrt(8 * 9)

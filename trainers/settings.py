@@ -20,7 +20,7 @@ SETTINGS_KEYS = (
     "framework", "framework_version", "logger", "execution_mode", "requested_mode", "mode_note",
     "import_s", "first_step_s", "device", "threads", "math_library",
     "dtype", "seed", "init", "init_sha256", "optimizer", "loss", "model", "layers", "total_params",
-    "batch_norm", "dropout", "data_layout", "data", "batch_size", "epochs", "steps_per_epoch",
+    "batch_norm", "dropout", "layer_defaults", "clip_norm", "data_layout", "data", "batch_size", "epochs", "steps_per_epoch",
     "total_steps", "log_every", "histogram_every", "histogram_bins", "validation", "python",
 )
 
@@ -58,10 +58,14 @@ def common_settings(spec: RunSpec, cadence: Cadence, ds: data.Dataset) -> dict[s
     """The settings that do not depend on the framework (still written by each side)."""
     return {
         "dtype": spec.dtype, "seed": spec.seed,
-        "model": spec.model, "batch_norm": "none", "dropout": "none",
+        # A model pair's own settings replace these (trainers.models.base.ModelPair.settings).
+        "model": spec.model, "batch_norm": "none", "dropout": "none", "layer_defaults": {},
         "data": {"task": spec.task, "n_train": int(len(ds.x_train)), "n_val": int(len(ds.x_val)),
                  "shuffle": "numpy permutation per epoch from the seed (trainers.data)",
-                 "drop_last": True},
+                 "drop_last": True,
+                 # task=file: which bytes each side read (the Parity page diffs data.file.sha256)
+                 **({"file": {"name": spec.data, "target": spec.target, "sha256": ds.sha256}}
+                    if spec.task == "file" else {})},
         "batch_size": spec.batch_size, "epochs": spec.epochs, "steps_per_epoch": cadence.steps_per_epoch,
         "total_steps": cadence.total_steps, "log_every": cadence.log_every,
         "histogram_every": cadence.histogram_every, "histogram_bins": HISTOGRAM_BINS,

@@ -104,9 +104,11 @@ class HeldScalars:
         self.writer.flush()
 
     def _accuracies(self, held: list[tuple[Any, np.ndarray]]) -> list[float]:
-        pred = np.argmax(np.concatenate([out._numpy() for out, _ in held]), axis=1)
+        pred = np.argmax(np.concatenate([out._numpy() for out, _ in held]), axis=-1).reshape(-1)
         idx = [i for _, i in held]
-        return batch_accuracies(pred, self.y_train[np.concatenate(idx)], [len(i) for i in idx])
+        labels = self.y_train[np.concatenate(idx)]  # [n] classes, or [n, window] next characters (text)
+        per_row = labels[0].size if labels.ndim > 1 else 1
+        return batch_accuracies(pred, labels.reshape(-1), [len(i) * per_row for i in idx])
 
     def close(self) -> None:
         """Everything held, in the file; the thread stopped. Once (a second call does nothing)."""

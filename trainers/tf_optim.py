@@ -32,11 +32,23 @@ class TorchArithmetic:
         c = lambda v: tf.constant(v, dtype)  # noqa: E731
         self.lr, self.mu, self.wd = c(spec.lr), c(spec.momentum), c(spec.weight_decay)
         self.w1, self.b2, self.c2, self.eps = c(1 - spec.beta1), c(spec.beta2), c(1 - spec.beta2), c(spec.eps)
+        self.clip_norm, self.clip_eps, self.one = c(spec.clip_norm), c(1e-6), c(1.0)
         zeros = lambda: [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]  # noqa: E731
         if spec.optimizer == "sgd":
             self.bufs = zeros() if spec.momentum else None
         else:
             self.m, self.v = zeros(), zeros()
+
+    def clip(self, grads: list) -> list:
+        """torch.nn.utils.clip_grad_norm_(foreach=False): the norm of every gradient's L2 norm, and
+        each gradient times min(1, clip_norm / (that + 1e-6))."""
+        if not self.spec.clip_norm:
+            return grads
+        import tensorflow as tf
+
+        total = tf.norm(tf.stack([tf.norm(g) for g in grads]))
+        coef = tf.minimum(self.clip_norm / (total + self.clip_eps), self.one)
+        return [g * coef for g in grads]
 
     def scalar_table(self, total_steps: int) -> np.ndarray:
         """Adam's [lr/bc1, sqrt(bc2)] for steps 1..total, in Python double exactly as torch.optim
@@ -82,15 +94,19 @@ class KerasNative:
         import keras
 
         wd = spec.weight_decay or None
+        clipnorm = spec.clip_norm or None  # Keras' clipnorm clips each variable's gradient on its own
         if spec.optimizer == "sgd":
             self.opt = keras.optimizers.SGD(learning_rate=spec.lr, momentum=spec.momentum, nesterov=False,
-                                            weight_decay=wd)
+                                            weight_decay=wd, clipnorm=clipnorm)
         else:
             self.opt = keras.optimizers.Adam(learning_rate=spec.lr, beta_1=spec.beta1, beta_2=spec.beta2,
-                                             epsilon=KERAS_DEFAULT_ADAM_EPS, weight_decay=wd)
+                                             epsilon=KERAS_DEFAULT_ADAM_EPS, weight_decay=wd, clipnorm=clipnorm)
         self.opt.build(variables)  # slots now, not inside the first trace
         self.vars = variables
         self.dtype = spec.dtype
+
+    def clip(self, grads: list) -> list:
+        return grads  # clipnorm is the optimizer's
 
     def scalar_table(self, total_steps: int) -> np.ndarray:
         return np.zeros((total_steps, 2), self.dtype)  # Keras keeps its own iteration count
@@ -130,3 +146,14 @@ def describe(spec: RunSpec) -> dict[str, Any]:
         if spec.optimizer == "adam":
             opt["eps_placement"] = "p -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps) (Keras)"
     return opt
+
+
+def describe_clip(spec: RunSpec) -> str:
+    """settings.json's "clip_norm": what clips, by init (the torch side says the same under shared)."""
+    if not spec.clip_norm:
+        return "off"
+    if spec.init == "shared":
+        return (f"torch.nn.utils.clip_grad_norm_({spec.clip_norm:g}): the global norm of every gradient "
+                "(written in TF ops)")
+    return (f"keras clipnorm={spec.clip_norm:g}: each variable's gradient clipped to that norm on its own "
+            "(not the global norm)")

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from trainers import data, tf_optim
 from trainers.summaries import HISTOGRAM_BINS
-from trainers.weights import Layer
+from trainers.models.base import ModelPair, Param, keras_variables
 from twinboard.contract import RunSpec
 
 VARIANTS = ("plain", "log", "hist")  # the loss; and the logits; and the weights and gradients
@@ -63,13 +63,15 @@ def loss_function(tf, classify: bool) -> Callable:
     return loss_of
 
 
-def build_train_step(tf, spec: RunSpec, ds: data.Dataset, model, kvars: list, total_steps: int,
+def build_train_step(tf, spec: RunSpec, ds: data.Dataset, model, kvars: list, state_vars: list, total_steps: int,
                      loss_of: Callable, scalar_meta) -> tuple[dict[str, Any], Any, Any]:
     """The train step, one function per variant (VARIANTS) taking the batch indices alone, in
     spec.tf_mode; a tf.function of the plain one for the graph export; the step counter it keeps.
     The optimizer is tf_optim's; the training split, the step and Adam's [lr/bc1, sqrt(bc2)] of
     every step live in non-trainable variables. With dtype=float64 every step writes
-    loss/train_fp64 (a DT_DOUBLE tensor under the scalars plugin)."""
+    loss/train_fp64 (a DT_DOUBLE tensor under the scalars plugin). `kvars` are the trainable
+    variables in the plan's order, `state_vars` the others the histograms show (BatchNorm's running
+    statistics)."""
     opt, grad_vars = tf_optim.make_optimizer(spec, kvars, tf.as_dtype(spec.dtype))
     state = lambda value: tf.Variable(value, trainable=False)  # noqa: E731  (not a graph constant)
     x_all, y_all = state(ds.x_train), state(ds.y_train)
@@ -83,12 +85,12 @@ def build_train_step(tf, spec: RunSpec, ds: data.Dataset, model, kvars: list, to
         with tf.GradientTape() as tape:
             out = model(x, training=True)
             loss = loss_of(y, out)
-        grads = tape.gradient(loss, grad_vars)
+        grads = opt.clip(tape.gradient(loss, grad_vars))
         # A gather, not per_step[step - 1]: XLA needs a strided slice's bounds at compile time, so
         # the slice made the step number a constant and XLA compiled again every step (~1 s each).
         opt.apply(grads, tf.gather(per_step, step - 1))
         if variant == "hist":  # weights after this step's update, gradients of this step
-            return step, loss, out, [tf.identity(v.value) for v in kvars], grads
+            return step, loss, out, [tf.identity(v.value) for v in (*kvars, *state_vars)], grads
         return step, loss, (out if variant == "log" else []), [], []
 
     def finish(step, loss, out, weights, grads):
@@ -140,7 +142,8 @@ def build_histogram_writer(tf, hist_tags: list[str]):
 
 
 def build_validation(tf, model, ds: data.Dataset, loss_of: Callable, scalar_meta):
-    """loss/val and (classification) accuracy/val of the whole validation split, in one graph."""
+    """loss/val and (classification) accuracy/val of the whole validation split, in one graph, which
+    returns the validation outputs."""
     classify = ds.n_classes > 0
     x_val, y_val = tf.constant(ds.x_val), tf.constant(ds.y_val)
 
@@ -161,32 +164,30 @@ def build_validation(tf, model, ds: data.Dataset, loss_of: Callable, scalar_meta
     def validate(step):
         out = model(x_val, training=False)
         write_scalars("val", step, y_val, out, loss_of(y_val, out), len(ds.y_val))
+        return out  # the logits: trainers.evaluation's pictures, PR curves and predictions, from numpy
 
     return validate
 
 
-def build_features(tf, model):
-    """(penultimate-layer features, outputs) of a batch: what the embedding export writes."""
-    @tf.function
-    def features(x):
-        h = x
-        for lyr in model.layers[:-1]:
-            h = lyr(h)
-        return h, model.layers[-1](h)
-
-    return features
+def build_features(tf, pair: ModelPair, model):
+    """(last hidden layer, outputs) of a batch, in inference mode: what the embedding export writes."""
+    return tf.function(lambda x: pair.keras_features(model, x))
 
 
-def build_step_functions(tf, spec: RunSpec, ds: data.Dataset, model, layers: list[Layer],
+def build_step_functions(tf, spec: RunSpec, ds: data.Dataset, pair: ModelPair, model, params: list[Param],
                          total_steps: int) -> StepFunctions:
     """Every compiled function of a run (not traced yet: StepFunctions.trace)."""
     from tensorboard.plugins.scalar import metadata as scalar_metadata
 
-    kvars = [v for layer in layers for v in (model.get_layer(layer.name).kernel, model.get_layer(layer.name).bias)]
+    variables = keras_variables(model)
+    kvars = [variables[p.keras] for p in params if p.trainable]
+    state_vars = [variables[p.keras] for p in params if not p.trainable]
     scalar_meta = scalar_metadata.create_summary_metadata(display_name="", description="")
     loss_of = loss_function(tf, ds.n_classes > 0)
-    train, graph_fn, step_var = build_train_step(tf, spec, ds, model, kvars, total_steps, loss_of, scalar_meta)
-    names = [f"{layer.name}/{part}" for layer in layers for part in ("kernel", "bias")]
-    hist_tags = [f"{kind}/{name}" for kind in ("weights", "grads") for name in names]
+    train, graph_fn, step_var = build_train_step(tf, spec, ds, model, kvars, state_vars, total_steps, loss_of,
+                                                 scalar_meta)
+    # The step returns the weights of (trainable, then state) and the trainable ones' gradients.
+    ordered = [p for p in params if p.trainable] + [p for p in params if not p.trainable]
+    hist_tags = [f"weights/{p.tag}" for p in ordered] + [f"grads/{p.tag}" for p in params if p.trainable]
     return StepFunctions(train, graph_fn, step_var, build_histogram_writer(tf, hist_tags),
-                         build_validation(tf, model, ds, loss_of, scalar_meta), build_features(tf, model))
+                         build_validation(tf, model, ds, loss_of, scalar_meta), build_features(tf, pair, model))

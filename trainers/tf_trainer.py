@@ -30,7 +30,9 @@ from trainers.summaries import histogram_many
 from trainers.tf_events import HeldScalars
 from trainers.tf_step import MODE_NOTES, XLA_WHAT, build_step_functions
 from trainers.timing import first_call, timed_import
-from trainers.weights import Layer, apply_init, chw_to_hwc_rows, layer_plan
+from trainers import models
+from trainers.models.base import ModelPair, Param, layer_rows, load_keras
+from trainers.weights import apply_init
 from twinboard.contract import RunSpec
 
 
@@ -42,62 +44,18 @@ def load_framework() -> None:
     import tensorflow  # noqa: F401
 
 
-def build_model(spec: RunSpec, layers: list[Layer], n_features: int):
-    """keras.Sequential with layers named as in the tags; the CNN is NHWC ([N, 8, 8, 1] input)."""
-    import keras
-
-    seq: list[Any] = [keras.Input((n_features,), dtype=spec.dtype, name="x")]
-    if spec.model == "cnn":
-        side = int(round(n_features ** 0.5))
-        seq.append(keras.layers.Reshape((side, side, 1), name="reshape", dtype=spec.dtype))
-    flat = spec.model != "cnn"
-    for layer in layers:
-        act = None if layer.activation == "none" else layer.activation
-        if layer.kind == "conv":
-            c_out, _, k, _ = layer.weight_shape
-            seq.append(keras.layers.Conv2D(c_out, k, padding="same", activation=act, name=layer.name,
-                                           dtype=spec.dtype))
-        else:
-            if not flat:
-                seq.append(keras.layers.Flatten(name="flatten", dtype=spec.dtype))
-                flat = True
-            seq.append(keras.layers.Dense(layer.weight_shape[0], activation=act, name=layer.name,
-                                          dtype=spec.dtype))
-    return keras.Sequential(seq, name="model")
-
-
-def load_shared(model, layers: list[Layer], arrays: dict[str, np.ndarray]) -> None:
-    """torch layouts into Keras ones: Linear [out, in] -> kernel [in, out]; Conv2d [out, in, kh, kw]
-    -> [kh, kw, in, out]; after convs, dense0's rows reordered from NCHW- to NHWC-flatten order."""
-    after_conv = None
-    for layer in layers:
-        w, b = arrays[f"{layer.name}.weight"], arrays[f"{layer.name}.bias"]
-        if layer.kind == "conv":
-            kernel = w.transpose(2, 3, 1, 0)
-            after_conv = w.shape[0]
-        else:
-            kernel = w.T
-            if after_conv is not None:  # first dense after the convs: input is (h, w, c) flattened
-                side = int(round((w.shape[1] / after_conv) ** 0.5))
-                kernel = kernel[chw_to_hwc_rows(after_conv, side, side)]
-                after_conv = None
-        target = model.get_layer(layer.name)
-        target.kernel.assign(np.ascontiguousarray(kernel))
-        target.bias.assign(b)
-
-
 class TFAdapter:
     """Every record is written by a compiled function (trainers.tf_step: why, measured), and the
     train step takes one argument, the batch indices. Train scalars are held and written beside the
     loop by trainers.tf_events.HeldScalars."""
 
     def __init__(self, spec: RunSpec, ds: data.Dataset, cadence: Cadence, paths: Paths,
-                 layers: list[Layer], model, writer, settings: dict[str, Any], setup_at: float):
+                 pair: ModelPair, params: list[Param], model, writer, settings: dict[str, Any], setup_at: float):
         import tensorflow as tf
 
         self.tf, self.spec, self.ds, self.paths, self.model, self.writer = tf, spec, ds, paths, model, writer
         self.settings, self.setup_at = settings, setup_at  # as written; first_step_s counts from setup_at
-        self.fns = build_step_functions(tf, spec, ds, model, layers, cadence.total_steps)
+        self.fns = build_step_functions(tf, spec, ds, pair, model, params, cadence.total_steps)
         self.train_fn = self.fns.graph_fn  # the graph export traces this one
         self.held = HeldScalars(tf, writer, spec.lr, ds.y_train if ds.n_classes > 0 else None)
         self.emb_idx = data.embedding_indices(spec, ds)
@@ -133,7 +91,12 @@ class TFAdapter:
         self.held.maybe_flush()
 
     def write_validation(self, step: int) -> None:
-        self.fns.validate(np.int64(step))
+        out = self.fns.validate(np.int64(step))
+        if self.ds.n_classes > 0:  # pictures, PR curves, predictions: on a thread (trainers.evaluation)
+            if not hasattr(self, "evaluation"):
+                from trainers.eval_writers import tf_hook
+                self.evaluation = tf_hook(self)
+            self.evaluation.submit(step, out.numpy())
         self.held.maybe_flush()
 
     def export_graph(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -156,23 +119,31 @@ class TFAdapter:
             raise RuntimeError(f"graph step {int(self.fns.step_var.numpy())} != loop step {step}")
 
 
-def describe_layers(model, layers: list[Layer]) -> list[dict[str, Any]]:
-    rows = []
-    for layer in layers:
-        lyr = model.get_layer(layer.name)
-        rows.append({"name": layer.name, "type": type(lyr).__name__, "activation": layer.activation,
-                     "output_shape": list(lyr.output.shape), "params": int(lyr.count_params())})
-    return rows
+def describe_layers(model, params: list[Param]) -> list[dict[str, Any]]:
+    """One row a layer of the plan: Keras' type and output shape for the layer of that name."""
+    types, shapes = {}, {}
+    for layer in dict.fromkeys(p.layer for p in params):
+        try:
+            lyr = model.get_layer(layer)
+        except ValueError:  # a plugin's nested layer: its tensors are in the plan, the row says "?"
+            continue
+        types[layer] = type(lyr).__name__
+        try:
+            out = lyr.output
+            shapes[layer] = list((out[0] if isinstance(out, (list, tuple)) else out).shape)
+        except (AttributeError, ValueError):
+            pass
+    return layer_rows(params, types, shapes)
 
 
-def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, model, layers, init_desc: str,
-             init_sha: str | None) -> dict[str, Any]:
+def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, pair: ModelPair, model, params: list[Param],
+             init_desc: str, init_sha: str | None) -> dict[str, Any]:
     import tensorboard
     import tensorflow as tf
 
     opt = tf_optim.describe(spec)
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")
-    layer_rows = describe_layers(model, layers)
+    rows = describe_layers(model, params)
     return dict(
         common_settings(spec, cadence, ds),
         framework="tensorflow", framework_version=tf.__version__,
@@ -189,8 +160,9 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, model, layers, i
               "reduction": "mean",
               "implementation": ("tf.nn.sparse_softmax_cross_entropy_with_logits + tf.reduce_mean"
                                  if ds.n_classes else "tf.reduce_mean(tf.square(out - y))")},
-        layers=layer_rows, total_params=sum(r["params"] for r in layer_rows),
-        data_layout="NHWC" if spec.model == "cnn" else "NC",
+        clip_norm=tf_optim.describe_clip(spec),
+        layers=rows, total_params=sum(r["params"] for r in rows),
+        data_layout=pair.layout[1], **pair.settings("tensorflow", spec),
     )
 
 
@@ -213,13 +185,12 @@ def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence
 
     keras.config.set_floatx(spec.dtype)
     keras.utils.set_random_seed(spec.seed)  # native init: glorot_uniform kernels from this seed
-    layers = layer_plan(spec, ds.n_features, ds.n_outputs)
-    model = build_model(spec, layers, ds.n_features)
-    init_desc, init_sha = apply_init(
-        spec, layers, paths.run_dir, lambda arrays: load_shared(model, layers, arrays),
-        "native: glorot_uniform kernels, zeros biases (keras.utils.set_random_seed(seed))")
+    pair, params = models.plan(spec, ds.n_features, ds.n_outputs)
+    model = pair.keras_model(spec, ds.n_features, ds.n_outputs)
+    init_desc, init_sha = apply_init(spec, params, paths.run_dir, lambda arrays: load_keras(model, params, arrays),
+                                     f"native: {pair.native_init[1]}")
     paths.logdir.mkdir(parents=True, exist_ok=True)
-    described = write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha))
+    described = write_settings(paths.logdir, **settings(spec, ds, cadence, pair, model, params, init_desc, init_sha))
     # The C++ writer flushes in the op that writes, whenever max_queue events wait or flush_millis
     # has passed, and every flush ends in an fsync: by time only (every FLUSH_S), not every 333
     # steps at log_every=1 as max_queue=1000 did (10, the default, every fourth step).
@@ -227,7 +198,7 @@ def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence
                                            flush_millis=FLUSH_S * 1000)
     try:
         with writer.as_default():
-            adapter = TFAdapter(spec, ds, cadence, paths, layers, model, writer, described, setup_at)
+            adapter = TFAdapter(spec, ds, cadence, paths, pair, params, model, writer, described, setup_at)
             try:
                 yield adapter
             finally:  # a run that failed keeps the scalars it logged before the failure
@@ -244,6 +215,9 @@ def _run(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence,
     with open_adapter(spec, paths, ds, cadence) as adapter:
         train(spec, ds, cadence, adapter, status)
         adapter.check_step(cadence.total_steps)
+    if spec.export:  # after training and the last flush: the curves are written (trainers.deploy)
+        from trainers.deploy import export_trained
+        export_trained("tensorflow", spec, paths.run_dir, ds, adapter.model)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,9 +24,10 @@ from trainers.settings import common_settings, describe_optimizer, mode_settings
 from trainers.summaries import batch_accuracies, histogram_many
 from trainers.timing import timed_import
 from trainers.torch_events import make_writer
-from trainers.torch_model import (
-    TORCH_DEFAULT_ADAM_EPS, build_model, describe_layers, load_shared, make_optimizer, param_layers)
-from trainers.weights import Layer, apply_init, layer_plan
+from trainers import models
+from trainers.models.base import ModelPair, Param, load_torch, torch_tensors
+from trainers.torch_model import TORCH_DEFAULT_ADAM_EPS, clip, describe_layers, evaluating, make_optimizer, trainable
+from trainers.weights import apply_init
 from twinboard.contract import RunSpec
 
 
@@ -41,10 +42,9 @@ def load_framework() -> None:
 
 class TorchAdapter:
     def __init__(self, spec: RunSpec, ds: data.Dataset, cadence: Cadence, paths: Paths,
-                 layers: list[Layer], model, optimizer, writer, forward, settings: dict[str, Any],
-                 setup_at: float):
+                 pair: ModelPair, params: list[Param], model, optimizer, writer, forward,
+                 settings: dict[str, Any], setup_at: float):
         import torch
-        import torch.nn.functional as F
         from tensorboardX.proto.event_pb2 import Event
         from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
         from tensorboardX.proto.tensor_pb2 import TensorProto
@@ -59,9 +59,12 @@ class TorchAdapter:
         self.last_flush = time.time()
         if self.events is not None:
             self.events.fill = self._accuracies
-        self.layers = param_layers(model, layers)
+        self.pair, self.params = pair, params
+        tensors = torch_tensors(model)
+        self.tensors = [(p, tensors[p.name]) for p in params]  # histograms: every tensor of the plan
+        self.trainable = trainable(model, params)  # clip_norm's global norm, in the plan's order
         self.classify = ds.n_classes > 0
-        self.loss_fn = F.cross_entropy if self.classify else F.mse_loss
+        self.loss_fn = pair.torch_loss(self.classify)
         self.forward = forward  # (logits, loss) of a batch, eager or compiled (torch_modes)
         self.settings = settings  # as written; first_step adds first_step_s
         self.setup_at = setup_at  # perf_counter when open_adapter began: first_step_s counts from it
@@ -95,8 +98,8 @@ class TorchAdapter:
     def _accuracies(self, held: list[tuple[Any, np.ndarray]]) -> list[float]:
         """accuracy/train of held (logits, labels) pairs, all at once (on the writer thread)."""
         with self.torch.no_grad():
-            pred = self.torch.argmax(self.torch.cat([o for o, _ in held]), 1).numpy()
-        return batch_accuracies(pred, np.concatenate([y for _, y in held]), [len(y) for _, y in held])
+            pred = self.torch.argmax(self.torch.cat([o for o, _ in held]), -1).numpy().reshape(-1)
+        return batch_accuracies(pred, np.concatenate([y.reshape(-1) for _, y in held]), [y.size for _, y in held])
 
     def maybe_flush(self) -> None:
         now = time.time()
@@ -115,6 +118,7 @@ class TorchAdapter:
             out, loss = torch_modes.first_call(self.spec, lambda: self._forward_backward(xb, yb))
         else:
             out, loss = self._forward_backward(xb, yb)
+        clip(self.spec, self.trainable)
         self.opt.step()
         return out, y, loss
 
@@ -140,7 +144,7 @@ class TorchAdapter:
         if not self.classify:
             self._scalars(step, time.time(), ("loss/train", "lr", *perf), values)
         elif self.events is None:
-            values.append(np.count_nonzero(out.detach().numpy().argmax(1) == y) / len(y))
+            values.append(np.count_nonzero(out.detach().numpy().argmax(-1) == y) / y.size)
             self._scalars(step, time.time(), ("loss/train", "lr", *perf, "accuracy/train"), values)
         else:  # an argmax in the loop costs ~18 us a step; all of them at the flush, a few us
             values.append(math.nan)
@@ -153,13 +157,12 @@ class TorchAdapter:
         (histogram_many), as HistogramProtos: like tensorboardX's add_histogram, an empty
         first bucket carries the left edge (TensorBoard's format keeps right edges only)."""
         tags, arrays = [], []
-        for name, mod in self.layers:
-            for part, kind in (("weight", "kernel"), ("bias", "bias")):
-                p = getattr(mod, part)
-                for tag, t in ((f"weights/{name}/{kind}", p.detach()), (f"grads/{name}/{kind}", p.grad)):
-                    if t is not None:
-                        tags.append(tag)
-                        arrays.append(t.numpy())
+        for p, t in self.tensors:
+            tags.append(f"weights/{p.tag}")
+            arrays.append(t.detach().numpy())
+            if p.trainable and t.grad is not None:
+                tags.append(f"grads/{p.tag}")
+                arrays.append(t.grad.numpy())
         buckets, stats = histogram_many(arrays)
         for tag, b, (num, total, sq) in zip(tags, buckets, stats):
             if num:  # tensorboardX refuses an empty histogram
@@ -176,6 +179,11 @@ class TorchAdapter:
             self._scalars(step, time.time(), ("loss/val", "accuracy/val"), [loss, acc])
         else:
             self._scalars(step, time.time(), ("loss/val",), [loss])
+        if self.classify:  # pictures, PR curves, predictions: on a thread (trainers.evaluation)
+            if not hasattr(self, "evaluation"):
+                from trainers.eval_writers import torch_hook
+                self.evaluation = torch_hook(self)
+            self.evaluation.submit(step, out.numpy())
         self.maybe_flush()
 
     def export_graph(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -183,9 +191,8 @@ class TorchAdapter:
 
     def export_embedding(self, step: int) -> None:
         x = self.torch.from_numpy(self.ds.x_val[self.emb_idx])
-        with self.torch.no_grad():
-            features = self.model[:-1](x)
-            outputs = self.model[-1](features)
+        with self.torch.no_grad(), evaluating(self.model):
+            features, outputs = self.pair.torch_features(self.model, x)
         export_validation_rows("torch", self.paths.logdir, step, self.ds, self.emb_idx,
                                features.numpy(), outputs.numpy())
 
@@ -197,8 +204,8 @@ class TorchAdapter:
         return self.events.writer.busy_s if self.events is not None else 0.0
 
 
-def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, model, layers, init_desc: str,
-             init_sha: str | None, n_features: int, dtype, mode_note: str) -> dict[str, Any]:
+def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, pair: ModelPair, model, params: list[Param],
+             init_desc: str, init_sha: str | None, mode_note: str) -> dict[str, Any]:
     import tensorboardX
     import torch
 
@@ -211,7 +218,7 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, model, layers, i
         opt["eps_placement"] = "p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)"
     math_libs = [name for name, ok in (("MKL", torch.backends.mkl.is_available()),
                                        ("oneDNN", torch.backends.mkldnn.is_available())) if ok]
-    layer_rows = describe_layers(model, layers, n_features, dtype)
+    layer_rows = describe_layers(pair, model, params, torch.from_numpy(ds.x_val[:1]))
     return dict(
         common_settings(spec, cadence, ds),
         framework="torch", framework_version=torch.__version__,
@@ -223,8 +230,10 @@ def settings(spec: RunSpec, ds: data.Dataset, cadence: Cadence, model, layers, i
         loss={"function": "cross_entropy on logits" if ds.n_classes else "mean squared error",
               "reduction": "mean",
               "implementation": "torch.nn.functional." + ("cross_entropy" if ds.n_classes else "mse_loss")},
+        clip_norm=(f"torch.nn.utils.clip_grad_norm_({spec.clip_norm:g}): the global norm of every gradient"
+                   if spec.clip_norm else "off"),
         layers=layer_rows, total_params=sum(r["params"] for r in layer_rows),
-        data_layout="NCHW" if spec.model == "cnn" else "NC",
+        data_layout=pair.layout[0], **pair.settings("torch", spec),
     )
 
 
@@ -235,7 +244,6 @@ def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence
     timed_import("torch", load_framework)  # already imported under run_main; timed here otherwise (bench)
     setup_at = time.perf_counter()  # first_step_s: from here to the end of step 1
     import torch
-    import torch.nn.functional as F
 
     compiler = torch_modes.check_mode(spec)  # a mode that cannot run fails before the model is built
     # Before any parallel work: torch refuses a change of inter-op threads afterwards (a second
@@ -244,21 +252,20 @@ def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence
     if torch.get_num_interop_threads() != spec.threads:
         torch.set_num_interop_threads(spec.threads)
     dtype = getattr(torch, spec.dtype)
-    layers = layer_plan(spec, ds.n_features, ds.n_outputs)
+    pair, params = models.plan(spec, ds.n_features, ds.n_outputs)
     torch.manual_seed(spec.seed)  # native init draws from torch's generator
-    model = build_model(spec, layers, ds.n_features, dtype)
-    init_desc, init_sha = apply_init(
-        spec, layers, paths.run_dir, lambda arrays: load_shared(model, layers, arrays),
-        "native: kaiming_uniform(a=sqrt(5)), bias U(±1/sqrt(fan_in)) (torch.manual_seed(seed))")
-    optimizer = make_optimizer(spec, model.parameters())
+    model = pair.torch_model(spec, ds.n_features, ds.n_outputs, dtype)
+    init_desc, init_sha = apply_init(spec, params, paths.run_dir, lambda arrays: load_torch(model, params, arrays),
+                                     f"native: {pair.native_init[0]} (torch.manual_seed(seed))")
+    optimizer = make_optimizer(spec, trainable(model, params))
     paths.logdir.mkdir(parents=True, exist_ok=True)
-    forward, note = torch_modes.build_forward(spec, model, F.cross_entropy if ds.n_classes else F.mse_loss,
-                                              compiler)
-    described = write_settings(paths.logdir, **settings(spec, ds, cadence, model, layers, init_desc, init_sha,
-                                                        ds.n_features, dtype, note))
+    forward, note = torch_modes.build_forward(spec, model, pair.torch_loss(ds.n_classes > 0), compiler)
+    described = write_settings(paths.logdir, **settings(spec, ds, cadence, pair, model, params, init_desc, init_sha,
+                                                        note))
     writer = make_writer(paths.logdir)
     try:
-        yield TorchAdapter(spec, ds, cadence, paths, layers, model, optimizer, writer, forward, described, setup_at)
+        yield TorchAdapter(spec, ds, cadence, paths, pair, params, model, optimizer, writer, forward, described,
+                           setup_at)
     finally:
         writer.close()
 
@@ -267,6 +274,9 @@ def _run(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence,
          status: StatusFile) -> None:
     with open_adapter(spec, paths, ds, cadence) as adapter:
         train(spec, ds, cadence, adapter, status)
+    if spec.export:  # after training and the last flush: the curves are written (trainers.deploy)
+        from trainers.deploy import export_trained
+        export_trained("torch", spec, paths.run_dir, ds, adapter.model)
 
 
 def main(argv: list[str] | None = None) -> int:

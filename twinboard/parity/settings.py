@@ -162,6 +162,9 @@ EXPLANATIONS: dict[str, Explained | Callable[[Any, Any], Explained]] = {
     "total_steps": (NOT_MATCHED, "Different lengths of training."),
     "model": (NOT_MATCHED, "Different models."),
     "batch_norm": (NOT_MATCHED, "Different normalisation layers."),
+    "clip_norm": (NUMBERS, "Gradient clipping differs: torch's clip_grad_norm_ scales every gradient by one "
+                           "factor from their global norm, Keras' clipnorm clips each variable's gradient on "
+                           "its own. Once clipping is active the updates differ."),
     "dropout": (NOT_MATCHED, "Different dropout."),
     "framework": (NAMING, "The two sides are different frameworks, as they should be."),
     "framework_version": (NAMING, "Each framework's version."),

@@ -1,0 +1,37 @@
+"""Model pairs: each model built in both frameworks with its tensors' correspondence (base.ModelPair).
+
+Built-in pairs by RunSpec.model name; any other name is a plugin's, a file in the model folder
+(twinboard.contract.models_dir(), trainers.models.plugins). The modules are imported when asked for.
+"""
+from __future__ import annotations
+
+import importlib
+
+from trainers.models.base import ModelPair, Param
+from twinboard.contract import RunSpec
+
+BUILT_IN = {  # RunSpec.model -> "module:class" under trainers.models
+    "mlp": "classic:MLP",
+    "cnn": "classic:CNN",
+    "cnn_bn": "cnn_bn:CNNBatchNorm",
+    "gru": "recurrent:GRU",
+    "lstm": "recurrent:LSTM",
+    "transformer": "transformer:Transformer",
+}
+
+
+def get_pair(spec: RunSpec) -> ModelPair:
+    """The pair RunSpec.model names; a plugin's is loaded from the model folder."""
+    where = BUILT_IN.get(spec.model)
+    if where is None:
+        from trainers.models.plugins import load_plugin
+
+        return load_plugin(spec.model)
+    module, cls = where.split(":")
+    return getattr(importlib.import_module(f"trainers.models.{module}"), cls)()
+
+
+def plan(spec: RunSpec, n_features: int, n_outputs: int) -> tuple[ModelPair, list[Param]]:
+    """The pair and its tensors for a spec and its data's shape."""
+    pair = get_pair(spec)
+    return pair, pair.params(spec, n_features, n_outputs)
