@@ -23,7 +23,9 @@ def _field_widget(name: str, where=st) -> object:
     (_fill_form), so no default is passed. The tooltip is the field's help (dataclass metadata)."""
     key, label, tip, kind = f"launch_{name}", runs.field_label(name), field_help(name) or None, runs.field_kind(name)
     if kind == "choice":
-        return where.selectbox(label, list(runs.FORM_CHOICES[name]), key=key, help=tip)
+        return where.selectbox(label, list(runs.form_choices(name)), key=key, help=tip)
+    if kind == "bool":
+        return where.checkbox(label, key=key, help=tip)
     if kind == "int":
         return where.number_input(label, step=1, key=key, help=tip)
     if kind == "float":
@@ -34,7 +36,7 @@ def _field_widget(name: str, where=st) -> object:
 
 def spec_form() -> tuple[dict, str, bool]:
     """Draw the form; (raw field values, run name, submitted)."""
-    fill_form(st.session_state.get(SPEC_KEY) or RunSpec().to_dict())
+    fill_form(st.session_state.get(SPEC_KEY) or RunSpec(**runs.FORM_DEFAULTS).to_dict())
     # Outside the form, so that switching it shows that optimizer's settings at once.
     values: dict[str, object] = {"optimizer": st.segmented_control(
         "Optimizer", list(runs.FORM_CHOICES["optimizer"]), key="launch_optimizer",

@@ -12,5 +12,6 @@ from twinboard.runs.cleanup import DELETING_PREFIX, delete_run
 from twinboard.runs.discovery import Choice, choice_from_query, default_choice, has_events, resolve_choice
 from twinboard.runs.summary import FINAL_TAGS, event_signature, final_metrics, metrics_line, progress_text, spec_line
 from twinboard.runs.spec_form import (
-    FORM_CHOICES, FORM_SECTIONS, FORM_STEPS, OPTIMIZER_FIELDS, advanced_fields, error_text, field_kind, field_label,
+    DATA_FIELDS, FORM_CHOICES, FORM_DEFAULTS, FORM_SECTIONS, FORM_STEPS, OPTIMIZER_FIELDS, advanced_fields,
+    error_text, field_kind, field_label, form_choices,
     spec_from_form, widget_values)

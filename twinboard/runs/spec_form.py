@@ -18,15 +18,20 @@ FORM_CHOICES = {"task": specmod.TASKS, "model": specmod.MODELS, "optimizer": spe
 FORM_SECTIONS = {
     "Data and model": ("task", "model", "hidden"),
     "Training": ("batch_size", "epochs", "steps", "seed"),
-    "Logging": ("log_every", "histogram_every"),
+    "Logging": ("log_every", "histogram_every", "export"),
     "Numerics": ("init", "dtype", "threads"),
 }
-OPTIMIZER_FIELDS = {"sgd": ("lr", "momentum"), "adam": ("lr", "beta1", "beta2", "eps")}
+OPTIMIZER_FIELDS = {"sgd": ("lr", "momentum", "clip_norm"), "adam": ("lr", "beta1", "beta2", "eps", "clip_norm")}
+DATA_FIELDS = ("data", "target")  # task=file's: drawn by the data chooser (pages/launch_data.py), not as text
+# Where the form starts differs from RunSpec's defaults: a run started from the form exports its model
+# (deployment formats, measured) unless unticked; the command line asks for it with --export.
+FORM_DEFAULTS = {"export": True}
 FORM_STEPS = {"lr": 0.001, "momentum": 0.05, "beta1": 0.01, "beta2": 0.001, "eps": 1e-9,
               "weight_decay": 1e-4, "val_fraction": 0.05}  # a float field's +/- step; others 0.01
 FORM_LABELS = {"lr": "learning rate", "beta1": "Adam β1", "beta2": "Adam β2", "eps": "Adam ε",
                "momentum": "SGD momentum", "hidden": "hidden sizes", "init": "initial weights",
-               "torch_mode": "PyTorch mode", "tf_mode": "TensorFlow mode"}
+               "torch_mode": "PyTorch mode", "tf_mode": "TensorFlow mode", "clip_norm": "clip grad norm",
+               "export": "export for deployment"}
 _FIELDS = {f.name: f for f in dataclasses.fields(RunSpec)}
 _TUPLE_WHY = "must be comma-separated whole numbers"
 
@@ -36,20 +41,25 @@ def field_label(name: str) -> str:
     return FORM_LABELS.get(name, name.replace("_", " "))
 
 
+def form_choices(name: str) -> tuple[str, ...]:
+    """The choices of a 'choice' field; the model's include the model folder's plugins."""
+    return FORM_CHOICES[name]
+
+
 def field_kind(name: str) -> str:
-    """The widget a field gets: 'choice', 'tuple' (comma-separated text), 'int', 'float' or 'text'."""
+    """The widget a field gets: 'choice', 'tuple' (comma-separated text), 'int', 'float', 'bool' or 'text'."""
     if name in FORM_CHOICES:
         return "choice"
     f = _FIELDS[name]
     annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", None) or str(f.type)
     if annotation.startswith("tuple"):
         return "tuple"
-    return annotation if annotation in ("int", "float") else "text"
+    return annotation if annotation in ("int", "float", "bool") else "text"
 
 
 def advanced_fields() -> list[str]:
     """The fields no section or optimizer names, in RunSpec order: the form's Advanced part."""
-    placed = {"optimizer", *(n for names in FORM_SECTIONS.values() for n in names),
+    placed = {"optimizer", *DATA_FIELDS, *(n for names in FORM_SECTIONS.values() for n in names),
               *(n for names in OPTIMIZER_FIELDS.values() for n in names)}
     return [name for name in _FIELDS if name not in placed]
 
@@ -57,7 +67,7 @@ def advanced_fields() -> list[str]:
 def widget_values(spec: dict) -> dict[str, object]:
     """The spec's fields as the form's widgets hold them: tuples as '64, 32', numbers as the field's
     type (JSON may give 1 for 1.0). Unknown keys are left out."""
-    convert = {"tuple": lambda v: ", ".join(map(str, v)), "int": int, "float": float}
+    convert = {"tuple": lambda v: ", ".join(map(str, v)), "int": int, "float": float, "bool": bool}
     return {name: convert.get(field_kind(name), str)(value) for name, value in spec.items() if name in _FIELDS}
 
 
