@@ -153,7 +153,7 @@ def describe_clip(spec: RunSpec) -> str:
     if not spec.clip_norm:
         return "off"
     if spec.init == "shared":
-        return (f"torch.nn.utils.clip_grad_norm_({spec.clip_norm:g}): the global norm of every gradient "
-                "(written in TF ops)")
+        # The torch side's words exactly: the same clipping (written here in TF ops), so Parity sees no difference.
+        return f"torch.nn.utils.clip_grad_norm_({spec.clip_norm:g}): the global norm of every gradient"
     return (f"keras clipnorm={spec.clip_norm:g}: each variable's gradient clipped to that norm on its own "
             "(not the global norm)")
