@@ -171,11 +171,11 @@ class TorchAdapter:
         self.maybe_flush()
 
     def write_validation(self, step: int) -> None:
-        with self.torch.no_grad():
+        with self.torch.no_grad(), evaluating(self.model):  # BatchNorm's running statistics, no dropout
             out = self.model(self.x_val)
             loss = self.loss_fn(out, self.y_val).item()
         if self.classify:
-            acc = (out.argmax(1) == self.y_val).double().mean().item()
+            acc = (out.argmax(-1) == self.y_val).double().mean().item()  # over every position for text
             self._scalars(step, time.time(), ("loss/val", "accuracy/val"), [loss, acc])
         else:
             self._scalars(step, time.time(), ("loss/val",), [loss])

@@ -337,7 +337,8 @@ def model_costs(model: str, hidden: tuple[int, ...], n_features: int, n_outputs:
         bn = model == "cnn_bn"  # convs without bias, each followed by BatchNorm (gamma, beta)
         params = sum(c_out * c_in * 9 + (2 * c_out if bn else c_out)
                      for c_in, c_out in ((1, 8), (8, 16)))
-        widths, tensors, fan, dense = [*CNN_CONV_OUTPUTS], 6 if bn else 4, CNN_CONV_OUTPUTS[-1], [hidden[-1]]
+        # histograms: 2 a tensor; cnn_bn's running statistics get weights/ only: 16 = 2 x 8
+        widths, tensors, fan, dense = [*CNN_CONV_OUTPUTS], 8 if bn else 4, CNN_CONV_OUTPUTS[-1], [hidden[-1]]
     elif model in ("gru", "lstm"):
         h, gates, rows = hidden[0], (3 if model == "gru" else 4), 8  # digits: 8 rows of 8 pixels
         params = gates * h * (n_features // rows + h) + 2 * gates * h  # torch's b_ih and b_hh

@@ -161,6 +161,34 @@ EXPLANATIONS: dict[str, Explained | Callable[[Any, Any], Explained]] = {
     "steps_per_epoch": (NOT_MATCHED, "Different numbers of steps per epoch."),
     "total_steps": (NOT_MATCHED, "Different lengths of training."),
     "model": (NOT_MATCHED, "Different models."),
+    "batch_norm.implementation": lambda a, b: (
+        (ROUNDING, "TensorFlow runs torch's BatchNorm2d arithmetic in a Keras layer (init=shared: "
+                   "trainers.models.cnn_bn.TorchBatchNorm): the same momentum, eps and unbiased running "
+                   "variance; only the ops' rounding differs.")
+        if _mentions("TorchBatchNorm", a) or _mentions("TorchBatchNorm", b) else
+        (NUMBERS, "Each framework's own BatchNorm layer with its defaults; the batch_norm rows say which "
+                  "arithmetic differs (momentum, eps, running variance).")),
+    "batch_norm.momentum": (NUMBERS, "Opposite conventions: torch's momentum is the new batch's weight "
+                            "(running = 0.9·running + 0.1·batch), Keras' the old value's (moving = 0.99·moving "
+                            "+ 0.01·batch). The defaults 0.1 and 0.99 are not the same setting (that would be "
+                            "Keras 0.9): Keras' running statistics move 10x slower, so eval-mode results "
+                            "(loss/val, exports) differ even when training matches."),
+    "batch_norm.batch_weight": (NUMBERS, "The weight each batch's statistics get in the running average: "
+                                "torch 0.1, Keras 1 − 0.99 = 0.01. After 44 steps Keras' moving mean has moved "
+                                "36% of the way from its start, torch's 99%."),
+    "batch_norm.update": (NAMING, "The same exponential average written in each framework's convention; "
+                          "batch_norm.batch_weight is the comparable number."),
+    "batch_norm.eps": (NUMBERS, "BatchNorm's epsilon under the square root: torch 1e-5, Keras 1e-3. It changes "
+                       "every normalised value, in training and in eval, most in channels whose variance is small."),
+    "batch_norm.running_variance": (NUMBERS, "torch stores the unbiased batch variance (÷(n−1)) in running_var, "
+                                    "Keras the biased one (÷n) in moving_variance; n is batch × height × width "
+                                    "(2048 values a channel at batch 32 on 8x8), a 1.0005 factor seen only in "
+                                    "eval mode."),
+    "batch_norm.*": (NUMBERS, "A BatchNorm setting differs."),
+    "layer_defaults.*initializer": (NUMBERS, "Each framework's default initializer for this kind of layer "
+                                    "(torch kaiming_uniform(a=√5), bias U(±1/√fan_in); Keras glorot_uniform, zero "
+                                    "bias; BatchNorm ones and zeros on both): the runs start from different "
+                                    "weights. init=shared loads one init.npz on both sides."),
     "batch_norm": (NOT_MATCHED, "Different normalisation layers."),
     "clip_norm": (NUMBERS, "Gradient clipping differs: torch's clip_grad_norm_ scales every gradient by one "
                            "factor from their global norm, Keras' clipnorm clips each variable's gradient on "
