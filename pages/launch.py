@@ -155,7 +155,7 @@ def main() -> None:
     if again := st.session_state.pop(AGAIN_KEY, None):
         _fill_from(again, root)
     if auth.allowed(current_user(), auth.LAUNCH):
-        values, name, submitted = spec_form()
+        values, name, submitted = spec_form(root)
         if submitted:
             _start(values, name, root)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages.launch_data import data_picker
 from twinboard import runs
 from twinboard.contract import RunSpec, field_help
 
@@ -34,20 +35,25 @@ def _field_widget(name: str, where=st) -> object:
                             placeholder="comma-separated whole numbers" if kind == "tuple" else None)
 
 
-def spec_form() -> tuple[dict, str, bool]:
+def spec_form(root) -> tuple[dict, str, bool]:
     """Draw the form; (raw field values, run name, submitted)."""
     fill_form(st.session_state.get(SPEC_KEY) or RunSpec(**runs.FORM_DEFAULTS).to_dict())
-    # Outside the form, so that switching it shows that optimizer's settings at once.
-    values: dict[str, object] = {"optimizer": st.segmented_control(
+    # Outside the form, so that switching them shows the data chooser, or that optimizer's settings, at once.
+    top = st.columns([1, 2])
+    values: dict[str, object] = {"task": _field_widget("task", top[0]), "optimizer": top[1].segmented_control(
         "Optimizer", list(runs.FORM_CHOICES["optimizer"]), key="launch_optimizer",
         format_func=lambda o: {"sgd": "SGD (momentum)", "adam": "Adam"}.get(o, o),
         help=field_help("optimizer")) or st.session_state[SPEC_KEY]["optimizer"]}
+    # task=file: the data file and a CSV's target column come from the chooser; other tasks read none.
+    chosen = data_picker(root) if values["task"] == "file" else None
+    values.update(data=chosen[0] if chosen else "", target=chosen[1] if chosen else "")
     with st.form("launch_form", border=True):
         sections = {**runs.FORM_SECTIONS, "Optimizer": runs.OPTIMIZER_FIELDS[values["optimizer"]]}
         for col, (title, names) in zip(st.columns(len(sections)), sections.items()):
             col.markdown(f"**{title}**")
             for name in names:
-                values[name] = _field_widget(name, col)
+                if name not in values:  # the task is drawn above the form
+                    values[name] = _field_widget(name, col)
         with st.expander("Advanced"):
             name = st.text_input("run name (optional)", key="launch_name",
                                  help="Folder name in the logdir; default: time-task-model-optimizer")

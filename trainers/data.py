@@ -1,16 +1,23 @@
-"""Datasets that ship offline, the train/validation split and the batch order, from the seed.
+"""Datasets that ship offline, the user's own (task=file), the train/validation split and the batch
+order, from the seed.
 
 numpy only, so both trainers see the very same float arrays and the same index order: PyTorch and
-TensorFlow differ in how they shuffle, so neither framework's loader is used.
+TensorFlow differ in how they shuffle, so neither framework's loader is used. A task=file data file
+is read and checked by the contract's checker (twinboard.contract.datafile, the one the dashboard
+ran before the launch): a .npz keeps its own split, a .csv is split by the seed as the built-in tasks
+are, and the hash of the bytes read is kept (Dataset.sha256) for settings.json.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from twinboard.contract import RunSpec
+from twinboard.contract import CEILINGS, RunSpec, data_file
+from twinboard.contract.datafile import DataFileError, check_data_costs, read_path
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,7 @@ class Dataset:
     y_val: np.ndarray
     n_classes: int  # 0 for regression
     image_shape: tuple[int, int] | None  # (8, 8) for digits, else None
+    sha256: str | None = None  # task=file: the data file's bytes as read (both sides record it)
 
     @property
     def n_features(self) -> int:
@@ -56,8 +64,11 @@ def _regression(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
     return x, y[:, None]
 
 
-def load(spec: RunSpec) -> Dataset:
-    """The split is a seeded permutation; the same spec gives the same arrays in every process."""
+def load(spec: RunSpec, run_dir: str | os.PathLike | None = None) -> Dataset:
+    """The split is a seeded permutation; the same spec gives the same arrays in every process.
+    `run_dir` (the run folder) finds a task=file's data folder: see data_path."""
+    if spec.task == "file":
+        return _from_file(spec, run_dir)
     rng = np.random.default_rng([spec.seed, 0])
     image_shape = None
     if spec.task == "digits":
@@ -65,16 +76,60 @@ def load(spec: RunSpec) -> Dataset:
     elif spec.task == "spirals":
         x, y = _spirals(spec.n_samples, rng)
         n_classes = 2
+    elif spec.task == "text":
+        # Character windows of a text that ships with Python, from the seed: x and y int64 [n, 32]
+        # (next-character targets), and the vocabulary's size as the classes.
+        from trainers import text_data  # its own module; only task text pays for it
+
+        x, y, n_classes = text_data.load_text(spec)
     else:
         x, y = _regression(spec.n_samples, rng)
         n_classes = 0
+    return _split(spec, x, y, n_classes, image_shape)
+
+
+def _split(spec: RunSpec, x: np.ndarray, y: np.ndarray, n_classes: int,
+           image_shape: tuple[int, int] | None = None, sha256: str | None = None) -> Dataset:
+    """Hold out val_fraction of the rows, chosen by the seed; cast to what the trainers feed."""
     order = np.random.default_rng([spec.seed, 1]).permutation(len(x))
     n_val = max(1, int(round(len(x) * spec.val_fraction)))
     val, train = order[:n_val], order[n_val:]
+    return _typed(spec, x[train], y[train], x[val], y[val], n_classes, image_shape, sha256)
+
+
+def _typed(spec: RunSpec, x_train, y_train, x_val, y_val, n_classes: int,
+           image_shape: tuple[int, int] | None = None, sha256: str | None = None) -> Dataset:
+    """x in spec.dtype (token ids stay int64 for task text); y int64 class ids, or [n, 1] targets."""
     dtype = np.dtype(spec.dtype)
+    x_dtype = np.int64 if spec.task == "text" else dtype
     y_dtype = dtype if n_classes == 0 else np.int64
-    return Dataset(x[train].astype(dtype), y[train].astype(y_dtype), x[val].astype(dtype),
-                   y[val].astype(y_dtype), n_classes, image_shape)
+    if n_classes == 0:
+        y_train, y_val = y_train.reshape(len(y_train), -1), y_val.reshape(len(y_val), -1)
+    return Dataset(x_train.astype(x_dtype), y_train.astype(y_dtype), x_val.astype(x_dtype),
+                   y_val.astype(y_dtype), n_classes, image_shape, sha256)
+
+
+def data_path(spec: RunSpec, run_dir: str | os.PathLike | None = None) -> Path:
+    """Where a task=file run's data file is: <logdir>/data/<spec.data>, the logdir being the run
+    folder's parent (the contract's layout). Without `run_dir`, the run folder the dispatcher names
+    in TWINBOARD_RUN_DIR, else $TWINBOARD_LOGDIR; DataFileError when neither is known."""
+    run_dir = run_dir or os.environ.get("TWINBOARD_RUN_DIR") or None
+    logdir = Path(run_dir).parent if run_dir else os.environ.get("TWINBOARD_LOGDIR") or None
+    if logdir is None:
+        raise DataFileError(spec.data, "", "cannot tell which logdir's data folder holds it: run the trainer "
+                                           "from its run folder's launcher, or set TWINBOARD_LOGDIR")
+    return data_file(Path(logdir), spec.data)
+
+
+def _from_file(spec: RunSpec, run_dir: str | os.PathLike | None) -> Dataset:
+    """The checked data file: a .npz's own split, a .csv's rows split by the seed. What the run costs
+    on it is checked against the ceilings, as RunSpec checks every field's."""
+    checked = read_path(data_path(spec, run_dir), spec.target)
+    s, a = checked.summary, checked.arrays
+    check_data_costs(spec, s, CEILINGS)
+    if s.kind == "csv":
+        return _split(spec, a["x"], a["y"], s.classes, sha256=s.sha256)
+    return _typed(spec, a["x_train"], a["y_train"], a["x_val"], a["y_val"], s.classes, sha256=s.sha256)
 
 
 def steps_per_epoch(spec: RunSpec, n_train: int) -> int:

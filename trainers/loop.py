@@ -165,7 +165,7 @@ def run_main(framework: str, body: Body, argv: list[str] | None = None,
         status.running(0, force=True)  # before the seconds-long import: the run is under way
         if load_framework is not None:  # first, so nothing else (sklearn's data) counts as import time
             timed_import(framework, load_framework)
-        ds = data.load(spec)
+        ds = data.load(spec, paths.run_dir)
         cadence = Cadence.from_spec(spec, len(ds.x_train))
         status.total_steps = cadence.total_steps
         status.running(0, force=True)

@@ -14,15 +14,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from twinboard import config, runs, tagmap, uploads
+from twinboard import config, datafiles, runs, tagmap, uploads
 from twinboard.auth.audit import record
 from twinboard.auth.owners import owner_of
 from twinboard.auth.roles import (DELETE_RUN, DELETE_UPLOAD, EDIT_MAPPING, LAUNCH, RENAME_UPLOAD, STOP, UPLOAD,
                                   require)
 from twinboard.auth.users import User
-from twinboard.contract import RunSpec
+from twinboard.contract import DATA_DIR, RunSpec
 
 Logdir = str | os.PathLike | None
+SAVE_DATA = "save_data"  # the audit log's verb for a data file saved; the role it needs is LAUNCH's
 
 
 def _root(logdir: Logdir) -> Path:
@@ -88,3 +89,12 @@ def save_mapping(user: User, upload: str, mapping: tagmap.Mapping, logdir: Logdi
     path = tagmap.save(mapping, folder)
     record(user, EDIT_MAPPING, f"{uploads.UPLOADS}/{upload}", logdir=_root(logdir), rules=len(mapping.rules))
     return path
+
+
+def save_data_file(user: User, name: str, payload: bytes, logdir: Logdir = None) -> datafiles.DataSummary:
+    """datafiles.save_data_file for `user`: needs LAUNCH, as a data file exists to be launched on (a
+    viewer may not fill the disk). Recorded with its size and sha256, so the log says which bytes."""
+    require(user, LAUNCH)
+    summary = datafiles.save_data_file(_root(logdir), name, payload)
+    record(user, SAVE_DATA, f"{DATA_DIR}/{name}", logdir=_root(logdir), bytes=summary.bytes, sha256=summary.sha256)
+    return summary
