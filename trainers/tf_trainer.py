@@ -92,7 +92,7 @@ class TFAdapter:
 
     def write_validation(self, step: int) -> None:
         out = self.fns.validate(np.int64(step))
-        if self.ds.n_classes > 0:  # pictures, PR curves, predictions: on a thread (trainers.evaluation)
+        if self.ds.n_classes > 0:  # pictures, PR curves, predictions (trainers.evaluation)
             if not hasattr(self, "evaluation"):
                 from trainers.eval_writers import tf_hook
                 self.evaluation = tf_hook(self)
@@ -185,10 +185,10 @@ def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence
 
     keras.config.set_floatx(spec.dtype)
     keras.utils.set_random_seed(spec.seed)  # native init: glorot_uniform kernels from this seed
-    pair, params = models.plan(spec, ds.n_features, ds.n_outputs)
+    pair, params = models.plan(spec, ds.n_features, ds.n_outputs, paths.run_dir)
     model = pair.keras_model(spec, ds.n_features, ds.n_outputs)
     init_desc, init_sha = apply_init(spec, params, paths.run_dir, lambda arrays: load_keras(model, params, arrays),
-                                     f"native: {pair.native_init[1]}")
+                                     f"native: {pair.native_init[1]}", getattr(pair, "shared_init_desc", None))
     paths.logdir.mkdir(parents=True, exist_ok=True)
     described = write_settings(paths.logdir, **settings(spec, ds, cadence, pair, model, params, init_desc, init_sha))
     # The C++ writer flushes in the op that writes, whenever max_queue events wait or flush_millis

@@ -179,7 +179,7 @@ class TorchAdapter:
             self._scalars(step, time.time(), ("loss/val", "accuracy/val"), [loss, acc])
         else:
             self._scalars(step, time.time(), ("loss/val",), [loss])
-        if self.classify:  # pictures, PR curves, predictions: on a thread (trainers.evaluation)
+        if self.classify:  # pictures, PR curves, predictions (trainers.evaluation)
             if not hasattr(self, "evaluation"):
                 from trainers.eval_writers import torch_hook
                 self.evaluation = torch_hook(self)
@@ -252,11 +252,12 @@ def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence
     if torch.get_num_interop_threads() != spec.threads:
         torch.set_num_interop_threads(spec.threads)
     dtype = getattr(torch, spec.dtype)
-    pair, params = models.plan(spec, ds.n_features, ds.n_outputs)
+    pair, params = models.plan(spec, ds.n_features, ds.n_outputs, paths.run_dir)
     torch.manual_seed(spec.seed)  # native init draws from torch's generator
     model = pair.torch_model(spec, ds.n_features, ds.n_outputs, dtype)
     init_desc, init_sha = apply_init(spec, params, paths.run_dir, lambda arrays: load_torch(model, params, arrays),
-                                     f"native: {pair.native_init[0]} (torch.manual_seed(seed))")
+                                     f"native: {pair.native_init[0]} (torch.manual_seed(seed))",
+                                     getattr(pair, "shared_init_desc", None))
     optimizer = make_optimizer(spec, trainable(model, params))
     paths.logdir.mkdir(parents=True, exist_ok=True)
     forward, note = torch_modes.build_forward(spec, model, pair.torch_loss(ds.n_classes > 0), compiler)

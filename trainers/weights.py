@@ -54,11 +54,11 @@ SHARED_INIT_DESC = ("shared: init.npz (numpy from the seed, torch's default init
 
 
 def apply_init(spec: RunSpec, params: list[Param], run_dir: Path, load: Callable[[dict[str, np.ndarray]], None],
-               native_desc: str) -> tuple[str, str | None]:
+               native_desc: str, shared_desc: str | None = None) -> tuple[str, str | None]:
     """init=shared: ensures init.npz and hands its arrays to ``load`` (the framework's layout change);
     init=native: nothing. Returns the settings' ("init", "init_sha256")."""
     if spec.init != "shared":
         return native_desc, None
     arrays, init_path = ensure_shared_init(spec, params, run_dir)
     load(arrays)
-    return SHARED_INIT_DESC, file_sha256(init_path)
+    return shared_desc or SHARED_INIT_DESC, file_sha256(init_path)

@@ -20,18 +20,19 @@ BUILT_IN = {  # RunSpec.model -> "module:class" under trainers.models
 }
 
 
-def get_pair(spec: RunSpec) -> ModelPair:
-    """The pair RunSpec.model names; a plugin's is loaded from the model folder."""
+def get_pair(spec: RunSpec, run_dir=None) -> ModelPair:
+    """The pair RunSpec.model names; a plugin's is loaded from the model folder, its plan from `run_dir`
+    (the run folder; default $TWINBOARD_RUN_DIR, which the dispatcher sets)."""
     where = BUILT_IN.get(spec.model)
     if where is None:
         from trainers.models.plugins import load_plugin
 
-        return load_plugin(spec.model)
+        return load_plugin(spec.model, run_dir)
     module, cls = where.split(":")
     return getattr(importlib.import_module(f"trainers.models.{module}"), cls)()
 
 
-def plan(spec: RunSpec, n_features: int, n_outputs: int) -> tuple[ModelPair, list[Param]]:
-    """The pair and its tensors for a spec and its data's shape."""
-    pair = get_pair(spec)
+def plan(spec: RunSpec, n_features: int, n_outputs: int, run_dir=None) -> tuple[ModelPair, list[Param]]:
+    """The pair and its tensors for a spec and its data's shape (`run_dir`: see get_pair)."""
+    pair = get_pair(spec, run_dir)
     return pair, pair.params(spec, n_features, n_outputs)

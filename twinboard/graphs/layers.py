@@ -119,7 +119,13 @@ def layer_summary(graphs: list[Graph], settings: dict | None = None, known: Coll
         table = _fill(layers_from_graph(op, [*known, *keras_rows["layer"]]), keras_rows, append=False)
     else:
         table = keras_rows
-    table = _fill(table, layers_from_settings(settings), append=True)
+    described = layers_from_settings(settings)
+    # A model plugin's rows are named after its Keras layers ("block0_fc"); torch's graph names the
+    # module "block0.fc": the same layer, by the plugin matching rule (trainers.models.matching).
+    names = set(described["layer"])
+    table["layer"] = [n.replace(".", "_") if n not in names and n.replace(".", "_") in names else n
+                      for n in table["layer"]]
+    table = _fill(table, described, append=True)
     table["params"] = table["params"].astype("Int64")
     return table.reset_index(drop=True)
 

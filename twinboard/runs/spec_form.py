@@ -42,7 +42,12 @@ def field_label(name: str) -> str:
 
 
 def form_choices(name: str) -> tuple[str, ...]:
-    """The choices of a 'choice' field; the model's include the model folder's plugins."""
+    """The choices of a 'choice' field; the model's include the model folder's plugins (listed by
+    file name, never imported: twinboard.runs.plugins)."""
+    if name == "model":
+        from twinboard.runs.plugins import plugin_names
+
+        return (*FORM_CHOICES[name], *plugin_names())
     return FORM_CHOICES[name]
 
 
