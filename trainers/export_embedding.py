@@ -40,7 +40,9 @@ METADATA_HEADER = ["label", "prediction", "correct"]  # the trainers' metadata c
 def metadata_rows(y_true: np.ndarray, outputs: np.ndarray, n_classes: int) -> list[list[str]]:
     """[label, prediction, correct] strings; regression: values with 4 digits and '-' for correct."""
     if n_classes:
-        pred = outputs.argmax(axis=1)
+        if y_true.ndim == 2:  # text: the window's next character, predicted at its last position
+            y_true = y_true[:, -1]
+        pred = outputs.argmax(axis=-1)
         return [[str(int(t)), str(int(p)), str(bool(t == p)).lower()] for t, p in zip(y_true, pred)]
     return [[f"{float(t):.4g}", f"{float(p):.4g}", "-"] for t, p in zip(y_true.reshape(-1), outputs.reshape(-1))]
 

@@ -85,7 +85,9 @@ def build_train_step(tf, spec: RunSpec, ds: data.Dataset, model, kvars: list, st
         with tf.GradientTape() as tape:
             out = model(x, training=True)
             loss = loss_of(y, out)
-        grads = opt.clip(tape.gradient(loss, grad_vars))
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g  # an Embedding's rows
+                 for g in tape.gradient(loss, grad_vars)]
+        grads = opt.clip(grads)
         # A gather, not per_step[step - 1]: XLA needs a strided slice's bounds at compile time, so
         # the slice made the step number a constant and XLA compiled again every step (~1 s each).
         opt.apply(grads, tf.gather(per_step, step - 1))
@@ -152,18 +154,20 @@ def build_validation(tf, model, ds: data.Dataset, loss_of: Callable, scalar_meta
         # prefix: inside a tf.range loop the tag would become "while/<tag>".
         tf.summary.write(tag, tf.cast(value, tf.float32), step=step, metadata=scalar_meta)
 
-    def accuracy(y, out, n):
-        return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(out, axis=1), y), tf.float64)) / n
+    def accuracy(y, out):  # over every position for text ([N, window] targets)
+        return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(out, axis=-1), y), tf.float64))
 
-    def write_scalars(prefix, step, y, out, loss, n):
+    def write_scalars(prefix, step, y, out, loss):
         scalar(f"loss/{prefix}", loss, step)  # float32, as tensorboardX's simple_value
         if classify:
-            scalar(f"accuracy/{prefix}", accuracy(y, out, n), step)
+            scalar(f"accuracy/{prefix}", accuracy(y, out), step)
+        if ds.y_val.ndim == 2:  # a language model: next-character perplexity
+            scalar(f"perplexity/{prefix}", tf.exp(tf.cast(loss, tf.float64)), step)
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.int64)])
     def validate(step):
         out = model(x_val, training=False)
-        write_scalars("val", step, y_val, out, loss_of(y_val, out), len(ds.y_val))
+        write_scalars("val", step, y_val, out, loss_of(y_val, out))
         return out  # the logits: trainers.evaluation's pictures, PR curves and predictions, from numpy
 
     return validate

@@ -185,7 +185,7 @@ def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence
 
     keras.config.set_floatx(spec.dtype)
     keras.utils.set_random_seed(spec.seed)  # native init: glorot_uniform kernels from this seed
-    pair, params = models.plan(spec, ds.n_features, ds.n_outputs, paths.run_dir)
+    pair, params = models.plan(spec, ds.n_features, ds.n_outputs, paths.run_dir, "tensorflow")
     model = pair.keras_model(spec, ds.n_features, ds.n_outputs)
     init_desc, init_sha = apply_init(spec, params, paths.run_dir, lambda arrays: load_keras(model, params, arrays),
                                      f"native: {pair.native_init[1]}", getattr(pair, "shared_init_desc", None))

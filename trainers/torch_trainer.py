@@ -176,7 +176,11 @@ class TorchAdapter:
             loss = self.loss_fn(out, self.y_val).item()
         if self.classify:
             acc = (out.argmax(-1) == self.y_val).double().mean().item()  # over every position for text
-            self._scalars(step, time.time(), ("loss/val", "accuracy/val"), [loss, acc])
+            if self.y_val.ndim == 2:  # a language model: next-character perplexity
+                self._scalars(step, time.time(), ("loss/val", "accuracy/val", "perplexity/val"),
+                              [loss, acc, math.exp(loss)])
+            else:
+                self._scalars(step, time.time(), ("loss/val", "accuracy/val"), [loss, acc])
         else:
             self._scalars(step, time.time(), ("loss/val",), [loss])
         if self.classify:  # pictures, PR curves, predictions (trainers.evaluation)
@@ -252,7 +256,7 @@ def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence
     if torch.get_num_interop_threads() != spec.threads:
         torch.set_num_interop_threads(spec.threads)
     dtype = getattr(torch, spec.dtype)
-    pair, params = models.plan(spec, ds.n_features, ds.n_outputs, paths.run_dir)
+    pair, params = models.plan(spec, ds.n_features, ds.n_outputs, paths.run_dir, "torch")
     torch.manual_seed(spec.seed)  # native init draws from torch's generator
     model = pair.torch_model(spec, ds.n_features, ds.n_outputs, dtype)
     init_desc, init_sha = apply_init(spec, params, paths.run_dir, lambda arrays: load_torch(model, params, arrays),

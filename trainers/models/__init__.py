@@ -32,7 +32,11 @@ def get_pair(spec: RunSpec, run_dir=None) -> ModelPair:
     return getattr(importlib.import_module(f"trainers.models.{module}"), cls)()
 
 
-def plan(spec: RunSpec, n_features: int, n_outputs: int, run_dir=None) -> tuple[ModelPair, list[Param]]:
-    """The pair and its tensors for a spec and its data's shape (`run_dir`: see get_pair)."""
+def plan(spec: RunSpec, n_features: int, n_outputs: int, run_dir=None,
+         framework: str | None = None) -> tuple[ModelPair, list[Param]]:
+    """The pair and its tensors for a spec and its data's shape (`run_dir`: see get_pair): `framework`'s
+    own (side_params) when named."""
     pair = get_pair(spec, run_dir)
-    return pair, pair.params(spec, n_features, n_outputs)
+    if framework is None:
+        return pair, pair.params(spec, n_features, n_outputs)
+    return pair, pair.side_params(framework, spec, n_features, n_outputs)

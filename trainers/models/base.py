@@ -107,6 +107,13 @@ class ModelPair:
     def params(self, spec: RunSpec, n_features: int, n_outputs: int) -> list[Param]:
         raise NotImplementedError
 
+    def side_params(self, framework: str, spec: RunSpec, n_features: int, n_outputs: int) -> list[Param]:
+        """The tensors `framework`'s model holds ("torch" or "tensorflow"), what its trainer trains,
+        writes histograms of and counts: `params`, unless the pair's native layers hold different
+        tensors (Keras' stock LSTM has one bias where torch has two). Under init=shared both sides
+        load the same init.npz, so a pair returns `params` there."""
+        return self.params(spec, n_features, n_outputs)
+
     def torch_model(self, spec: RunSpec, n_features: int, n_outputs: int, dtype: Any):
         raise NotImplementedError
 

@@ -49,12 +49,12 @@ MAX_SPEC_BYTES = 64 * 1024  # spec.json read cap: a real one is under 3 KB, 100 
 # tests/test_limits.py checks these against trainers.data and trainers.weights.
 # text: n_samples windows of TEXT_WINDOW characters, next-character targets over at most TEXT_VOCAB
 # symbols; file: unknown until the file is read (the trainers check the budgets once it is).
-TEXT_WINDOW, TEXT_VOCAB = 32, 100
+TEXT_WINDOW, TEXT_VOCAB = 32, 97  # trainers/text_data.py: unknown, newline, 95 printable ASCII
 TASK_SHAPES = {"digits": (1797, 64, 10), "spirals": (None, 2, 2), "regression": (None, 8, 1),
                "text": (None, TEXT_WINDOW, TEXT_VOCAB)}
 CNN_CONV_OUTPUTS = (8 * 64, 16 * 64)  # conv0, conv1 outputs a sample: 8 and 16 channels on 8x8, same padding
 CNN_CONV_PARAMS = (8 * 1 * 9 + 8) + (16 * 8 * 9 + 16)  # 3x3 kernels plus biases
-TRANSFORMER_LAYERS = 2  # the transformer's encoder layers (trainers/models/transformer.py)
+TRANSFORMER_LAYERS, TRANSFORMER_HEADS = 2, 2  # the transformer's encoder layers and heads (trainers/models/)
 
 
 class SpecError(ValueError):
@@ -224,6 +224,9 @@ class RunSpec:
                                      "(lower-case letters, digits and _, at most 40)")
         if self.model in IMAGE_MODELS and self.task != "digits":
             raise self._bad("model", f"{self.model} needs image input; task {self.task!r} has none (use task=digits)")
+        if self.model == "transformer" and self.hidden[0] % TRANSFORMER_HEADS:
+            raise self._bad("hidden", f"the transformer's width hidden[0] must be a multiple of its "
+                                      f"{TRANSFORMER_HEADS} attention heads")
         if (self.model in TEXT_MODELS) != (self.task == "text"):
             raise self._bad("model" if self.model in TEXT_MODELS else "task",
                             "task text takes the transformer model, and the transformer takes task text")
@@ -348,7 +351,7 @@ def model_costs(model: str, hidden: tuple[int, ...], n_features: int, n_outputs:
         per_layer = 4 * d * d + 4 * d + 2 * (d * 4 * d) + 4 * d + d + 4 * d  # attention, feed-forward, 2 norms
         params = n_outputs * d + t * d + TRANSFORMER_LAYERS * per_layer + 2 * d
         widths = [t * d * 12 * TRANSFORMER_LAYERS]  # q, k, v, attention, 4d feed-forward... a sample
-        tensors, fan, dense = 2 + TRANSFORMER_LAYERS * 12 + 2, d, []
+        tensors, fan, dense = 2 + TRANSFORMER_LAYERS * 16 + 2, d, []  # query, key, value held apart
         n_outputs = n_outputs * t  # logits at every position
     elif model == "mlp":
         params, widths, tensors, fan, dense = 0, [], 0, n_features, list(hidden)
@@ -399,7 +402,8 @@ def spec_costs(spec: RunSpec, shape: tuple[int, int, int] | None = None) -> dict
     rows = max(min(spec.batch_size, n_train), n_val)
     row_source = ("batch_size" if spec.batch_size >= n_val else "n_samples" if not samples else "hidden")
     exports = len({s for s in spec.embedding_steps if 0 < s < total}) + 1  # the last step always exports
-    emb_rows, emb_width = min(spec.embedding_samples, n_val or spec.embedding_samples), spec.hidden[-1] + n_outputs
+    emb_rows = min(spec.embedding_samples, n_val or spec.embedding_samples)
+    emb_width = (spec.hidden[0] if spec.model in ("gru", "lstm", "transformer") else spec.hidden[-1]) + n_outputs
     costs.update({
         "parameters": (params, "hidden", "the model's weights and biases"),
         "activations": (rows * sum(widths), row_source,

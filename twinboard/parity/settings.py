@@ -97,6 +97,13 @@ EFFECT_ORDER = (NOT_MATCHED, NUMBERS, ROUNDING, SPEED, LAYOUT, NAMING)
 COSMETIC = (LAYOUT, NAMING)  # effects expected between two frameworks: the same model, written differently
 Explained = tuple[str, str]  # (effect, why)
 NOT_BUILT_THE_SAME = "The two models are not built the same."
+RNN_INIT = ("Different initial weights: torch draws every recurrent tensor from U(±1/√hidden); Keras starts "
+            "kernel glorot_uniform, recurrent_kernel orthogonal and biases zeros (an LSTM's forget gate at 1). "
+            "init=shared loads one init.npz on both sides.")
+LSTM_BIASES = ("torch's LSTM holds two biases, b_ih and b_hh (4·hidden each), Keras' LSTM one: the same "
+               "function, but torch trains 4·hidden more numbers, gives both the same gradient (so their sum "
+               "moves twice as far a step) and starts from the sum of two U(±1/√hidden) draws. init=shared "
+               "runs a two-bias Keras cell, so the counts match there.")
 EXPLANATIONS: dict[str, Explained | Callable[[Any, Any], Explained]] = {
     "init": (NUMBERS, "Different initial weights, so the curves differ from the first step: Keras "
                       "Dense starts from glorot_uniform with zero bias, torch Linear from "
@@ -189,6 +196,71 @@ EXPLANATIONS: dict[str, Explained | Callable[[Any, Any], Explained]] = {
                                     "(torch kaiming_uniform(a=√5), bias U(±1/√fan_in); Keras glorot_uniform, zero "
                                     "bias; BatchNorm ones and zeros on both): the runs start from different "
                                     "weights. init=shared loads one init.npz on both sides."),
+    "layer_defaults.gru.implementation": (NAMING, "Each framework's GRU: torch.nn.GRU against Keras' GRUCell "
+                                                  "(reset_after=True, torch's form), its [2, 3h] bias held as two "
+                                                  "variables; the rows beside it say what differs."),
+    "layer_defaults.gru.gate_order": (LAYOUT, "torch stacks a GRU's gates r, z, n (rows of weight_ih/hh), Keras "
+                                              "z, r, h (columns of kernel/recurrent_kernel): the same gates; "
+                                              "init=shared swaps torch's r and z blocks when the weights load."),
+    "layer_defaults.gru.update": (ROUNDING, "The same new state, (1-z)·n + z·h, written (h - n)·z + n by torch "
+                                            "and z·h + (1-z)·hh by Keras: last-bit differences (float64 losses "
+                                            "agree to ~1e-15 over 200 steps)."),
+    "layer_defaults.lstm.implementation": (NAMING, "Each framework's LSTM (with init=shared a Keras cell written "
+                                                   "to torch's formulas); the rows beside it say what differs."),
+    "layer_defaults.lstm.biases": (NUMBERS, LSTM_BIASES),
+    "layer_defaults.lstm.gates_sum": (ROUNDING, "The gates' pre-activations added in another order (torch "
+                                                "(W_hh·h + b_hh) + (W_ih·x + b_ih), Keras (x·kernel + "
+                                                "h·recurrent_kernel) + bias): last-bit differences."),
+    "layer_defaults.lstm.unit_forget_bias": (NUMBERS, "Keras' LSTM starts the forget gate's bias at 1 "
+                                                      "(unit_forget_bias=True), so the cell keeps its memory early "
+                                                      "in training; torch draws it from U(±1/√hidden) like every "
+                                                      "other bias."),
+    "layer_defaults.gru.initializers.*": (NUMBERS, RNN_INIT),
+    "layer_defaults.lstm.initializers.*": (NUMBERS, RNN_INIT),
+    "layer_defaults.out": (NUMBERS, "The output layer's initial weights: torch's Linear kaiming_uniform(a=√5) "
+                                    "with bias U(±1/√fan_in), Keras' Dense glorot_uniform with zero bias."),
+    "layers.lstm.params": (NUMBERS, LSTM_BIASES),
+    "layers.lstm.tensors": (NUMBERS, LSTM_BIASES),
+    "layer_defaults.implementation": (NAMING, "Each framework's own classes for the same layers; the rows below "
+                                              "say where their arithmetic differs."),
+    "layer_defaults.attention_layout": (LAYOUT, "The same attention weights in each framework's layout: torch packs "
+                                                "query, key and value into in_proj_weight [3d, d] (rows q, k, v) and "
+                                                "keeps out_proj as [d, d] (out, in); Keras holds per-head kernels "
+                                                "[d, heads, head_dim], biases [heads, head_dim] and an output kernel "
+                                                "[heads, head_dim, d]. The shared weights are transposed and "
+                                                "reshaped to match."),
+    "layer_defaults.attention_kernel": (ROUNDING, "Each framework's attention arithmetic: torch's "
+                                                  "scaled_dot_product_attention (on CPU a blocked kernel with an "
+                                                  "online softmax) against Keras' einsum, softmax, einsum. The same "
+                                                  "maths summed in another order: 200 float64 steps agree to ~5e-16."),
+    "layer_defaults.attention_scale": (NUMBERS, "Keras' MultiHeadAttention hands 1/√head_dim to tf.cast as a Python "
+                                                "float, which makes it float32 first even in a float64 run "
+                                                "(0.1767766922712326 against torch's 0.17677669529663687 for "
+                                                "head_dim 32): every attention logit 1.7e-8 off, the loss ~1e-8. "
+                                                "init=shared runs ExactScaleAttention, the stock layer with the "
+                                                "scale in float64."),
+    "layer_defaults.layer_norm_eps": (NUMBERS, "LayerNorm's epsilon: torch's nn.LayerNorm 1e-5, Keras' "
+                                               "LayerNormalization 1e-3, added to the variance under the square "
+                                               "root: every normalised value moves by ~½·Δε/σ² (5e-4 where σ² is 1). "
+                                               "init=shared gives Keras torch's 1e-5."),
+    "layer_defaults.gelu": lambda a, b: (
+        (NUMBERS, "tf.nn.gelu, what Keras' 'gelu' runs (approximate=False), multiplies by 1/√2 rounded to float32 "
+                  "even in a float64 run: 1.7e-8 relative inside erf. init=shared runs torch's formula with its "
+                  "constant in the run dtype (torch_gelu). Note keras.ops.gelu alone defaults to the tanh "
+                  "approximation; the string 'gelu' and keras.activations.gelu are exact.")
+        if _mentions("float32", a) or _mentions("float32", b) else
+        (ROUNDING, "The exact GELU written two ways (x·½·(1+erf(x/√2)) against ½·x·erfc(−x/√2)): last-bit "
+                   "differences.")),
+    "layer_defaults.inference": (ROUNDING, "In eval mode without gradients torch's nn.TransformerEncoderLayer runs "
+                                           "a fused inference kernel (torch._transformer_encoder_layer_fwd); Keras "
+                                           "runs the training layers with training=False. The same maths: "
+                                           "validation values differ in the last bits."),
+    "layer_defaults.initializers.*": (NUMBERS, "Each framework's default initializers (init=native): torch draws "
+                                               "embeddings from N(0, 1), in_proj from xavier_uniform over the packed "
+                                               "[3d, d] and Linear weights from kaiming_uniform(a=√5); Keras draws "
+                                               "embeddings from U(±0.05) and kernels from glorot_uniform, whose fans "
+                                               "for the 3-D attention kernels [d, heads, head_dim] make them ~3x "
+                                               "narrower than torch's at d=64. init=shared loads one init.npz."),
     "batch_norm": (NOT_MATCHED, "Different normalisation layers."),
     "clip_norm": (NUMBERS, "Gradient clipping differs: torch's clip_grad_norm_ scales every gradient by one "
                            "factor from their global norm, Keras' clipnorm clips each variable's gradient on "
