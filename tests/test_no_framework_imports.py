@@ -4,7 +4,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "tensorflow", "tensorboardX", "keras", "onnxruntime", "ai_edge_litert")
+HEAVY = ("torch", "tensorflow", "tensorboardX", "keras", "onnxruntime", "ai_edge_litert", "onnx", "onnxscript",
+         "executorch")
 # Every module of the dashboard's library; the supervisor and warm-up are processes of their own but
 # are held to the same rule. A module run only to build the compiled kernel (numba) is left out.
 SOURCES = sorted(p for p in (ROOT / "twinboard").rglob("*.py") if "__pycache__" not in p.parts)

@@ -315,15 +315,22 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN",
-                   help="event runs as listed in the app (`<run-id>/torch`, `uploads/bob/train`), or a run id "
-                        "for both of its frameworks")
-    p.add_argument("-o", "--output", type=Path, required=True, help="file to write: .csv or .parquet")
-    p.add_argument("--tag", action="append", dest="tags", help="keep only this tag (repeatable) [all]")
-    p.add_argument("--mapped", action="store_true", help="uploads' tags through their tag mapping")
+                   help="with -o: event runs as listed in the app (`<run-id>/torch`, `uploads/bob/train`), or a run "
+                        "id for both of its frameworks; without -o: run ids whose models to export for deployment")
+    p.add_argument("-o", "--output", type=Path,
+                   help="file to write the scalars to: .csv or .parquet. Without it, each RUN's trained models are "
+                        "exported in every deployment format of both frameworks and measured, into "
+                        "<run>/<framework>/export/ (the Deploy page shows them)")
+    p.add_argument("--tag", action="append", dest="tags", help="with -o: keep only this tag (repeatable) [all]")
+    p.add_argument("--mapped", action="store_true", help="with -o: uploads' tags through their tag mapping")
+    p.add_argument("--timeout", type=float, help="without -o: give up on a run's export after this many seconds")
 
 
-@command("export", "write the scalars of runs to one CSV or Parquet file", _export_arguments)
+@command("export", "write the scalars of runs to one CSV or Parquet file (-o), or export runs' models for "
+                   "deployment", _export_arguments)
 def _export(args: argparse.Namespace) -> int:
+    if args.output is None:
+        return _deploy_export(args)
     from twinboard import uploads
 
     root = Path(args.logdir or config.logdir())
@@ -346,6 +353,51 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deploy_export(args: argparse.Namespace) -> int:
+    """The deployment export of ended runs, one after another: twinboard.deploy.export_run starts the
+    trainer-side exporters (this process imports no framework)."""
+    from twinboard import deploy
+
+    if args.tags or args.mapped:
+        print("export: --tag and --mapped choose scalars, for -o FILE; without -o the models are exported",
+              file=sys.stderr)
+        return 2
+    root = Path(args.logdir or config.logdir())
+    found = []
+    for run_id in args.runs:
+        try:
+            run = runs.get_run(run_id, root)
+        except runs.RunNotFound:
+            print(f"export: no run {run_id!r} in {root} (a run id from `twinboard runs`; uploads hold no model "
+                  "to export)", file=sys.stderr)
+            return 1
+        if run.active:
+            print(f"export: {run_id} is still {run.state}: export it once it has ended", file=sys.stderr)
+            return 1
+        unfinished = [fw for fw, job in run.frameworks.items()
+                      if job.state != "finished" and not deploy.weights_path(run.run_dir / fw, fw).is_file()]
+        if unfinished:
+            print(f"export: {run_id}: {', '.join(unfinished)} did not finish and saved no weights; training it "
+                  "again would make a model the run never had", file=sys.stderr)
+            return 1
+        found.append(run)
+    status = 0
+    for run in found:
+        frameworks = tuple(run.frameworks) or ("torch", "tensorflow")
+        retrain = [fw for fw in frameworks if not deploy.weights_path(run.run_dir / fw, fw).is_file()]
+        note = (f"; no saved weights for {', '.join(retrain)}: trained again from spec.json first (the same seed, "
+                "the same model)" if retrain else "")
+        print(f"{run.run_id}: exporting {', '.join(frameworks)}{note}", flush=True)
+        for done in deploy.export_run(run.run_dir, frameworks, args.timeout):
+            ok, lines = deploy.outcome_lines(run.run_dir, done)
+            print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
+            status = max(status, 0 if ok else 1)
+        agreement, _ = deploy.read_agreement(run.run_dir)
+        if agreement is not None:
+            print(f"  agreement, ONNX vs TFLite: {'; '.join(deploy.agreement_lines(agreement))}")
+    return status
+
+
 def _users_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("users_args", nargs=argparse.REMAINDER, metavar="add|list|remove|set-role|passwd ...",
                    help="`twinboard users add NAME --role admin|runner|viewer` and the like (users --help)")
@@ -357,6 +409,9 @@ def _users(args: argparse.Namespace) -> int:
 
     logdir = ["--logdir", str(args.logdir)] if args.logdir else []
     return auth.cli_users([*args.users_args, *logdir])
+
+
+from twinboard.sweeps import cli as _sweep_cli  # noqa: F401  (registers `sweep`)
 
 
 # --- entry point --------------------------------------------------------------------------------

@@ -1,0 +1,18 @@
+"""Deployment export: after training, each framework's trainer writes its model in that framework's
+deployment formats into <run>/<framework>/export/, loads each one in its own runtime, measures it and
+writes deploy.json (the layout: twinboard.contract.deploy).
+
+- ``export``: `export_trained(framework, spec, run_dir, ds, model)`, what a trainer's `_run` calls
+  when spec.export is on; saves the trained weights first.
+- ``measure``: formats as (export, load) pairs and how each artifact is timed and scored (numpy only).
+- ``torch_side``: TorchScript, torch.export, ONNX, ExecuTorch (or the lite interpreter).
+- ``tf_side``: SavedModel, TFLite float32, dynamic-range int8 and float16, run in LiteRT.
+- ``agreement``: PyTorch's ONNX model against TensorFlow's TFLite model on the same rows.
+- ``__main__``: `python -m trainers.deploy FRAMEWORK RUN/spec.json`, the export of a run that already
+  ended (what `twinboard export RUN` starts): its saved weights, or the run trained again from its spec.
+
+Frameworks and runtimes are imported inside the functions: importing this package costs numpy only.
+"""
+from trainers.deploy.export import export_trained
+
+__all__ = ["export_trained"]
