@@ -11,10 +11,10 @@ export TWINBOARD_LOGDIR ?= $(CURDIR)/logs
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt -r requirements-ray.txt
 	# The project itself, editable: the `twinboard` command, `import twinboard` from any folder.
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	# Compile the fast event decoder once now, not on a user's first click (8-9 s from cold).

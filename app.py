@@ -23,6 +23,7 @@ def run() -> None:
         st.Page("pages/parity.py", title="Parity", icon=":material/difference:"),
         st.Page("pages/speed.py", title="Speed", icon=":material/speed:"),
         st.Page("pages/deploy.py", title="Deploy", icon=":material/deployed_code:"),
+        st.Page("pages/sweeps.py", title="Sweeps", icon=":material/grid_on:"),
         st.Page("pages/upload.py", title="Upload", icon=":material/upload_file:"),
     ]
     if auth.team_mode() and user.role == auth.ADMIN:  # the page refuses anyone else itself too

@@ -9,6 +9,7 @@ import streamlit as st
 
 from pages.common import framework_badge, where_runs_are
 from pages.launch_form import SPEC_KEY, fill_form, spec_form
+from pages.launch_sweep import sweep_form
 from pages.signin import current_user
 from twinboard import auth
 from twinboard.auth import actions
@@ -158,6 +159,7 @@ def main() -> None:
         values, name, submitted = spec_form(root)
         if submitted:
             _start(values, name, root)
+        sweep_form(root)
     else:
         st.info("Your role can look at every run but not start one.", icon=":material/visibility:")
     st.subheader("Runs")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from trainers import data, tf_optim
+from trainers import data, hparams, tf_optim
 from trainers.export_embedding import export_validation_rows
 from trainers.export_graph import tf_graph
 from trainers.loop import FLUSH_S, STARTUP_TAGS, Cadence, run_main, train
@@ -198,6 +198,7 @@ def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence
                                            flush_millis=FLUSH_S * 1000)
     try:
         with writer.as_default():
+            hparams.tf_session_start(spec, paths.run_dir)  # TensorBoard's HParams dashboard
             adapter = TFAdapter(spec, ds, cadence, paths, pair, params, model, writer, described, setup_at)
             try:
                 yield adapter
@@ -215,6 +216,7 @@ def _run(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence,
     with open_adapter(spec, paths, ds, cadence) as adapter:
         train(spec, ds, cadence, adapter, status)
         adapter.check_step(cadence.total_steps)
+        hparams.tf_session_end("success")
     if spec.export:  # after training and the last flush: the curves are written (trainers.deploy)
         from trainers.deploy import export_trained
         export_trained("tensorflow", spec, paths.run_dir, ds, adapter.model)

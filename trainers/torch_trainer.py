@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from trainers import data, torch_modes
+from trainers import data, hparams, torch_modes
 from trainers.export_embedding import export_validation_rows
 from trainers.export_graph import torch_graph
 from trainers.loop import FLUSH_S, STARTUP_TAGS, Cadence, run_main, train
@@ -201,6 +201,7 @@ class TorchAdapter:
                                features.numpy(), outputs.numpy())
 
     def close(self) -> None:
+        hparams.torch_session_end(self.writer, "success")  # the loop closes a run that finished
         self.writer.flush()
         self.writer.close()
 
@@ -268,6 +269,7 @@ def open_adapter(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence
     described = write_settings(paths.logdir, **settings(spec, ds, cadence, pair, model, params, init_desc, init_sha,
                                                         note))
     writer = make_writer(paths.logdir)
+    hparams.torch_session_start(writer, spec, paths.run_dir)  # TensorBoard's HParams dashboard
     try:
         yield TorchAdapter(spec, ds, cadence, paths, pair, params, model, optimizer, writer, forward, described,
                            setup_at)

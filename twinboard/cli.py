@@ -102,6 +102,10 @@ def _launch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="run id to use instead of <time>-<task>-<model>-<optimizer>")
     p.add_argument("--wait", action="store_true", help="block until both end; exit 1 unless both finished")
     p.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: this machine's queue; ray: a Ray cluster (pip install twinboard[ray])")
+    p.add_argument("--address", help="with --backend ray: ray://HOST:PORT, HOST:PORT or auto "
+                                     "[$TWINBOARD_RAY_ADDRESS, else auto]")
     add_spec_arguments(p)
 
 
@@ -111,7 +115,7 @@ def _launch(args: argparse.Namespace) -> int:
         spec = spec_from_args(args)
     except SpecError as err:
         args.parser.exit(2, f"{args.parser.prog}: error: {spec_error_text(err)}\n")  # argparse's status
-    outcome = runs.launch(spec, args.logdir, args.name)
+    outcome = runs.launch(spec, args.logdir, args.name, backend=args.backend, address=args.address)
     if isinstance(outcome, runs.Failed):
         print(f"launch failed: {outcome.stderr}", file=sys.stderr)
         return 1

@@ -30,7 +30,8 @@ ENABLE_HINT = ("the browser tests drive Debian's Chromium at /usr/bin/chromium; 
                "Never `playwright install`: no downloaded browsers here.")
 # Paths of the pages under st.navigation (the file name without .py; Launch is the default page at /).
 PAGES = {"Launch": "", "Scalars": "scalars", "Histograms": "histograms", "Embeddings": "embeddings",
-         "Graphs": "graphs", "Parity": "parity", "Speed": "speed", "Deploy": "deploy", "Upload": "upload"}
+         "Graphs": "graphs", "Parity": "parity", "Speed": "speed", "Deploy": "deploy", "Sweeps": "sweeps",
+         "Upload": "upload"}
 PAGE_FILES = {title: REPO / "pages" / f"{path or 'launch'}.py" for title, path in PAGES.items()}
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning'][data-test-connection-state='CONNECTED']"
 

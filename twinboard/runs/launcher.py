@@ -23,7 +23,10 @@ from typing import Protocol, Sequence
 from twinboard import config
 from twinboard.contract import FRAMEWORKS, RUN_JSON, SPEC_JSON, UPLOADS, RunSpec, SpecError, read_json, write_json
 from twinboard.contract.limits import check_spec
+from twinboard.datafiles import check_launch as check_data
+from twinboard.runs import plugins
 from twinboard.runs.local import LocalBackend
+from twinboard.runs.ray_backend import RayBackend
 from twinboard.runs.state import (
     TERMINAL, Failed, Finished, JobStatus, Launched, LauncherError, LaunchRefused, RunNotFound, RunStatus, Stopped,
     TimedOut)
@@ -41,9 +44,10 @@ class Backend(Protocol):
     name: str
 
     def submit(self, run_dir: Path, logdir: Path, commands: dict[str, list[str]],
-               owner: str | None = None) -> Failed | None:
+               owner: str | None = None, **options) -> Failed | None:
         """Start or queue the jobs: None, or Failed with the jobs recorded as failed. Raises LaunchRefused
-        (nothing started: the run folder goes) or OSError, having taken back its own files."""
+        (nothing started: the run folder goes) or OSError, having taken back its own files. `options`:
+        the backend's own (the Ray cluster's address), given only when the launch names them."""
     def jobs(self, run_dir: Path, frameworks: list[str], created: float) -> dict[str, JobStatus]:
         """Every job's status, read at one moment: never one half of a pair started and the other not."""
     def request_stop(self, run_dir: Path, framework: str, grace: float) -> None: ...
@@ -51,7 +55,7 @@ class Backend(Protocol):
     def pid(self, run_dir: Path, framework: str) -> int | None: ...
 
 
-BACKENDS: dict[str, Backend] = {"local": LocalBackend()}
+BACKENDS: dict[str, Backend] = {"local": LocalBackend(), "ray": RayBackend()}
 
 
 # --- the API the pages and the CLI call ---------------------------------------------------------
@@ -77,28 +81,37 @@ def _root(logdir: Path | str | None) -> Path:
 
 def launch(spec: RunSpec, logdir: Path | str | None = None, name: str | None = None, *,
            backend: str = "local", trainer_cmd: Sequence[str] | str | None = None,
-           owner: str | None = None) -> Launched | Failed:
+           owner: str | None = None, address: str | None = None, extra: dict | None = None) -> Launched | Failed:
     """Start a matched pair (or queue it): a run folder with run.json and spec.json, one job per framework.
 
+    `backend` "local" (this machine's queue) or "ray" (`address`: the cluster, ray://HOST:PORT,
+    HOST:PORT, http://HOST:8265 or auto; default $TWINBOARD_RAY_ADDRESS, else auto; recorded in run.json).
+    `extra`: more facts for run.json, written before any trainer starts (a sweep's id and configuration,
+    which the trainers' hparams records name); the launcher's own keys win.
     `owner` (the signed-in user, in team mode) is recorded in run.json and counted against the
     per-user queue cap. A refused or failed launch (a cap, a full disk, a read-only logdir) leaves no
     run folder behind; one whose trainers cannot be started leaves the run with both jobs failed."""
     if backend not in BACKENDS:
         return Failed(None, f"backend {backend!r}: one of {', '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        return Failed(None, f"an address is for the ray backend; the {backend} backend runs on this machine")
     if owner is not None and (not isinstance(owner, str) or not 0 < len(owner) <= MAX_OWNER_CHARS):
         return Failed(None, f"owner {str(owner)[:MAX_OWNER_CHARS]!r}: a user name of 1 to {MAX_OWNER_CHARS} characters")
     if name is not None and (not _SAFE_NAME.fullmatch(name) or name == UPLOADS):
         return Failed(None, f"run name {name!r}: use up to 100 letters, digits, '.', '_' or '-', not starting "
                             f"with '.' or '-', and not {UPLOADS!r}")
-    run_dir = root = None
+    run_dir = root = checked = None
     try:
         root = _root(logdir)
         try:  # this server's limits (an admin may lower them); RunSpec itself checked the hard ceilings
             check_spec(spec, root)
+            check_data(spec, root)  # task=file: the data file is there, passes the check, costs within limits
         except SpecError as err:
             return Failed(None, str(err))
         if name is not None and (root / name).exists():  # a name the user chose is never silently changed
             return Failed(None, f"a run named {name!r} exists already; choose another name")
+        if plugins.is_plugin(spec.model):  # both models built and checked first: a refusal makes nothing
+            checked = plugins.preflight(spec, root)  # PluginRefused is a LaunchRefused
         base = name or f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.task}-{spec.model}-{spec.optimizer}"
         for n in range(1, 10_000):  # two automatic names in one second: -2, -3 ...
             candidate = root / (base if n == 1 else f"{base}-{n}")
@@ -111,17 +124,24 @@ def launch(spec: RunSpec, logdir: Path | str | None = None, name: str | None = N
         else:
             return Failed(None, f"{base}: 9999 runs of that name exist already")
         spec.save(run_dir / SPEC_JSON)
+        if checked is not None:  # plan.json and (init=shared) init.npz: what both trainers read
+            checked.install(run_dir)
         commands = {fw: trainer_command(fw, run_dir / SPEC_JSON, trainer_cmd) for fw in FRAMEWORKS}
         write_json(run_dir / RUN_JSON, {
-            "id": run_dir.name, "name": name, "created": time.time(), "spec": spec.to_dict(),
-            "backend": backend, "frameworks": list(FRAMEWORKS), "host": socket.gethostname(), "owner": owner})
-        failure = BACKENDS[backend].submit(run_dir, root, commands, owner)
+            **(extra or {}), "id": run_dir.name, "name": name, "created": time.time(), "spec": spec.to_dict(),
+            "backend": backend, "frameworks": list(FRAMEWORKS), "host": socket.gethostname(), "owner": owner,
+            **({"address": address} if address is not None else {})})
+        options = {"address": address} if address is not None else {}
+        failure = BACKENDS[backend].submit(run_dir, root, commands, owner, **options)
     except (OSError, LaunchRefused) as err:
         if run_dir is not None:  # ours, made a moment ago: nothing half-made is left to list
             shutil.rmtree(run_dir, ignore_errors=True)
         if isinstance(err, LaunchRefused):
             return Failed(None, str(err))
         return Failed(None, f"cannot create the run in {run_dir or root or logdir or 'the logdir'}: {err}")
+    finally:
+        if checked is not None:
+            checked.discard()
     return failure or Launched(run_dir.name, run_dir)
 
 
