@@ -18,6 +18,7 @@ def run() -> None:
         st.Page("pages/launch.py", title="Launch", icon=":material/rocket_launch:", default=True),
         st.Page("pages/scalars.py", title="Scalars", icon=":material/show_chart:"),
         st.Page("pages/histograms.py", title="Histograms", icon=":material/bar_chart:"),
+        st.Page("pages/images.py", title="Images", icon=":material/image:"),
         st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
         st.Page("pages/graphs.py", title="Graphs", icon=":material/account_tree:"),
         st.Page("pages/parity.py", title="Parity", icon=":material/difference:"),

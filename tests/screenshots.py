@@ -29,10 +29,13 @@ READY = {
     "Launch": (0, 0, "[data-testid='stProgress']"),
     "Scalars": (5, 0, None),
     "Histograms": (4, 0, None),
+    "Images": (0, 0, "[data-testid='stImage'] img"),
     "Embeddings": (3, 0, None),
     "Graphs": (2, 0, None),  # the two graphs are plotly charts
     "Parity": (1, 0, None),
     "Speed": (0, 0, "[data-testid='stDataFrame']"),
+    "Deploy": (0, 0, "[data-testid='stDataFrame']"),
+    "Sweeps": (0, 0, None),
     "Upload": (0, 0, "[data-testid='stDataFrame']"),
 }
 READY_JS = """([charts, graphs]) => {

@@ -12,6 +12,8 @@ _LAZY = {
     "HistogramStore": "twinboard.histograms",
     "read_embeddings": "twinboard.embeddings",
     "read_graphs": "twinboard.graphs",
+    "read_images": "twinboard.images",
+    "read_pr_curves": "twinboard.images",
     "RunSpec": "twinboard.contract",
     "launch": "twinboard.runs",
     "list_runs": "twinboard.runs",

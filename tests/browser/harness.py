@@ -29,7 +29,7 @@ ENABLE_HINT = ("the browser tests drive Debian's Chromium at /usr/bin/chromium; 
                "`sudo apt-get install chromium` (or point TWINBOARD_CHROMIUM at a Chromium binary). "
                "Never `playwright install`: no downloaded browsers here.")
 # Paths of the pages under st.navigation (the file name without .py; Launch is the default page at /).
-PAGES = {"Launch": "", "Scalars": "scalars", "Histograms": "histograms", "Embeddings": "embeddings",
+PAGES = {"Launch": "", "Scalars": "scalars", "Histograms": "histograms", "Images": "images", "Embeddings": "embeddings",
          "Graphs": "graphs", "Parity": "parity", "Speed": "speed", "Deploy": "deploy", "Sweeps": "sweeps",
          "Upload": "upload"}
 PAGE_FILES = {title: REPO / "pages" / f"{path or 'launch'}.py" for title, path in PAGES.items()}

@@ -24,7 +24,8 @@ from tests.stub_trainer import STUB
 
 # Page title -> its picker's key prefix (pick_pair(key) on each view page).
 VIEWS = {"Scalars": "scalars", "Histograms": "hist", "Embeddings": "emb", "Graphs": "graphs", "Parity": "parity"}
-NAV = ["Launch", "Scalars", "Histograms", "Embeddings", "Graphs", "Parity", "Speed", "Upload"]
+NAV = ["Launch", "Scalars", "Histograms", "Images", "Embeddings", "Graphs", "Parity", "Speed", "Deploy", "Sweeps",
+       "Upload"]
 CUSTOM = "Any two runs…"
 UPLOADED = "uploads/alice"
 # A trainer for the launcher (given the spec path and the framework): events first, so the pair is listed by the
