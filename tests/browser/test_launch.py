@@ -40,6 +40,12 @@ def test_launch_form_starts_a_pair_that_scalars_shows_growing_and_both_bars_fini
     # Fill the form as a user would: a short run, compute-bound so both sides train for a while.
     for field, value in FORM.items():
         page.locator(f".st-key-launch_{field} input").fill(value)
+    # The form exports for deployment by default (~25 s of CPU after training, tests/test_deploy.py's
+    # concern): off here, so the pages the later tests open are not slowed by it.
+    export = page.locator(".st-key-launch_export input[type='checkbox']")
+    expect(export).to_be_checked()
+    page.locator(".st-key-launch_export label").first.click()
+    expect(export).not_to_be_checked()
     page.get_by_text("Advanced").click()
     # The shared pair's name, unless a test file that sorts earlier already started it (finished_run).
     name = RUN_NAME if RUN_NAME not in runs_started else f"{RUN_NAME}-form"
