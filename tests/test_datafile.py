@@ -342,3 +342,35 @@ def test_both_real_trainers_train_on_the_same_bytes_and_batches(trained, kind):
     assert len(loss["torch"]) == 10
     # Shared initial weights, float64: the same rows in the same order agree to rounding (~1e-15).
     np.testing.assert_allclose(loss["tensorflow"], loss["torch"], rtol=1e-10)
+
+
+def test_the_launch_page_starts_a_plugin_model_on_an_uploaded_npz(data_logdir, monkeypatch):
+    """The whole Launch page (AppTest): task file shows the chooser, a .npz is uploaded and saved,
+    the example plugin is picked as the model, Start runs its preflight (both frameworks, a real
+    subprocess) and the run's spec names the file and the model; the stub trainers train it."""
+    from tests.test_pages_launch_scalars import STUB
+
+    monkeypatch.setenv("TWINBOARD_TRAINER_CMD", f"{{python}} {STUB} {{spec}} {{framework}}")
+    at = AppTest.from_file(str(ROOT / "pages" / "launch.py"), default_timeout=120).run()
+    assert not at.exception and not at.get("file_uploader")  # no chooser for a built-in task
+    at.selectbox(key="launch_task").set_value("file").run()
+    at = upload(at, "mine.npz", npz(**GOOD))
+    assert not at.exception and f"Saved **{md('mine.npz')}**" in texts(at, "success")
+    assert "resmlp" in at.selectbox(key="launch_model").options
+    at.selectbox(key="launch_model").set_value("resmlp")
+    at.number_input(key="launch_steps").set_value(5)
+    at.checkbox(key="launch_export").uncheck()
+    at.text_input(key="launch_name").set_value("mine-resmlp")
+    at.button(key="launch_start").click().run()
+    assert not at.exception, at.exception
+    said = texts(at, "success") + texts(at, "error") + texts(at, "warning")
+    assert f"Started **{md('mine-resmlp')}**" in said, said
+    run_dir = data_logdir / "mine-resmlp"
+    spec = json.loads((run_dir / "run.json").read_text())["spec"]
+    assert (spec["task"], spec["data"], spec["model"], spec["export"]) == ("file", "mine.npz", "resmlp", False)
+    plan = json.loads((run_dir / "plan.json").read_text())  # the preflight matched the two models
+    assert plan["total_params"] > 0 and (run_dir / "init.npz").is_file()
+    from twinboard import runs
+
+    outcomes = runs.wait("mine-resmlp", timeout=120, logdir=data_logdir)
+    assert all(isinstance(o, runs.Finished) for o in outcomes.values()), outcomes
