@@ -75,3 +75,4 @@ def real_pair(tmp_path_factory) -> RealPair:
         outcomes = runs.wait(run.run_id, timeout=300, logdir=logdir)
     yield RealPair(logdir, run.run_id, run.run_dir, outcomes, REAL_SPEC)
     kill_spawned(logdir)
+

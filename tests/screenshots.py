@@ -20,7 +20,7 @@ from pathlib import Path
 from tests.browser import harness
 
 LAUNCH = ["--steps", "60", "--log-every", "2", "--histogram-every", "10", "--embedding-steps", "20", "40",
-          "--name", "demo-digits-mlp-sgd"]
+          "--export", "--name", "demo-digits-mlp-sgd"]  # --export: the Deploy page has artifacts to show
 UPLOAD_NAME = "colleague-run"
 TIMEOUT_MS = 300_000  # one page's charts on a busy 2-core machine
 # What each page must show before its picture is taken: (at least this many plotly charts holding
