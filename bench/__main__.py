@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ["ingest", "big_logdir", "live_latency", "trainer_overhead", "sweeps_page"]  # add a module name here (bench/<name>.py) to add a benchmark
+BENCHES = ["ingest", "big_logdir", "live_latency", "trainer_overhead", "sweeps_page", "evaluation_overhead"]  # add a module name here (bench/<name>.py) to add a benchmark
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
