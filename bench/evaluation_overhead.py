@@ -14,7 +14,7 @@ as write_validation would (eval_writers.torch_hook / tf_hook, at its first evalu
 the logits to it, and at the "off" epochs does nothing.
 
 Why epochs in one loop and not whole runs: this machine's speed drifts by up to 50% for seconds at
-a time, more than the effect measured, and an epoch is 20-60 ms. Epochs go in blocks of two, one on
+a time, more than the effect measured, and an epoch is 19-85 ms. Epochs go in blocks of two, one on
 and one off, in the order off-on, on-off, off-on, ... (so neither kind always follows the other:
 what an evaluation leaves running after it, the predictions file on its thread, lands as often in
 an on epoch as in an off one). The overhead is the time of all on epochs over the time of all off
@@ -41,7 +41,8 @@ from pathlib import Path
 
 GOAL = 0.05
 DEFAULT_EPOCHS = 10  # RunSpec's default: a default run pays the first evaluation once in this many
-# model -> (epochs a run, epochs left out at its start); an MLP epoch is ~20 ms (torch), a CNN one ~60
+# model -> (epochs a run, epochs left out at its start): an MLP epoch is 19-39 ms, a CNN one 60-85 ms
+# (measured, both frameworks); the case takes ~80 s
 MODELS = {"mlp": (500, 20), "cnn": (200, 10)}
 REPO = Path(__file__).resolve().parent.parent
 FRAMEWORKS = {"torch": "PyTorch (tensorboardX)", "tensorflow": "TensorFlow (tf.summary)"}
