@@ -31,7 +31,7 @@ FORM_STEPS = {"lr": 0.001, "momentum": 0.05, "beta1": 0.01, "beta2": 0.001, "eps
 FORM_LABELS = {"lr": "learning rate", "beta1": "Adam β1", "beta2": "Adam β2", "eps": "Adam ε",
                "momentum": "SGD momentum", "hidden": "hidden sizes", "init": "initial weights",
                "torch_mode": "PyTorch mode", "tf_mode": "TensorFlow mode", "clip_norm": "clip grad norm",
-               "export": "export for deployment"}
+               "export": "deploy export"}  # a narrow column: the help says the rest
 _FIELDS = {f.name: f for f in dataclasses.fields(RunSpec)}
 _TUPLE_WHY = "must be comma-separated whole numbers"
 
