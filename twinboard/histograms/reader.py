@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -27,9 +26,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from twinboard.contract.files import event_files
 from twinboard.events import Problem, Record, RecordReader
-from twinboard.runs import list_event_runs, safe_path
+from twinboard.events.growing import TailedFile, read_new, run_event_files
 
 PLUGIN = "histograms"
 # What one histogram may hold, checked before anything is allocated: writers use 30 (TF2) to ~1,550
@@ -148,12 +146,7 @@ class HistogramSeries:
         return len(self.steps)
 
 
-@dataclass
-class _File:
-    reader: RecordReader
-    run: str
-    broken_at: tuple[int, float] | None = None  # (size, mtime) when corruption was found
-    inode: int | None = None  # a different inode or a shorter file: the file was replaced
+_File = TailedFile
 
 
 Row = tuple[int, float, np.ndarray, np.ndarray]  # step, wall_time, edges, counts
@@ -245,48 +238,11 @@ class HistogramStore:
 
     # -- internals --
     def _event_files(self, runs: Iterable[str] | None) -> list[tuple[str, Path]]:
-        if runs is None:
-            folders = [(r.name, r.path) for r in list_event_runs(self.logdir)]
-        else:
-            folders = [(r, safe_path(self.logdir, r)) for r in runs]
-        return [(name, p) for name, folder in folders for p in event_files(folder)]
+        return run_event_files(self.logdir, runs)
 
     def _read(self, state: _File) -> int:
-        path, key = state.reader.path, str(state.reader.path)
-        try:
-            st = os.stat(path)
-        except OSError as e:
-            self._problems[(key, "io")] = Problem(key, None, f"cannot be read: {e.strerror}")
-            return 0
-        self._problems.pop((key, "io"), None)
-        if st.st_size < state.reader.offset or state.inode not in (None, st.st_ino):
-            self._forget(state)  # replaced (an upload imported again): forget it, read afresh
-        state.inode = st.st_ino
-        if state.broken_at == (st.st_size, st.st_mtime):
-            return 0  # unchanged since we found it corrupt: don't re-read the bad bytes
-        found = 0
-        while True:  # batch by batch: a big file never sits in memory whole
-            try:
-                records, err = state.reader.frames()  # the good records before a bad one are kept
-            except OSError as e:  # vanished since the stat above: try again next refresh
-                self._problems[(key, "io")] = Problem(key, None, f"cannot be read: {e.strerror}")
-                return found
-            found += self._ingest(state, records)
-            if err is not None or not records:
-                break
-        if err is None:
-            state.broken_at = None
-            self._problems.pop((key, "corrupt"), None)
-        else:
-            state.broken_at = (st.st_size, st.st_mtime)
-            self._problems[(key, "corrupt")] = Problem.corrupt(err, "histograms after it are not shown")
-        pending = state.reader.pending_bytes()
-        if pending and state.broken_at is None and time.time() - st.st_mtime > self.stale_after:
-            self._problems[(key, "truncated")] = Problem(
-                key, state.reader.offset, f"ends in an incomplete record ({pending} bytes): truncated?")
-        else:
-            self._problems.pop((key, "truncated"), None)
-        return found
+        return read_new(state, self._problems, lambda records: self._ingest(state, records),
+                        lambda: self._forget(state), self.stale_after, "histograms after it are not shown")
 
     def _forget(self, state: _File) -> None:
         key = str(state.reader.path)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from twinboard.contract.files import event_files
 from twinboard.events import Problem, Record, RecordReader
+from twinboard.events.growing import TailedFile, read_new, run_event_files
 from twinboard.images import formats
-from twinboard.runs import list_event_runs, safe_path
 
 MAX_RECORD = 64 << 20  # bytes of one event this reader parses
 MAX_STORE_BYTES = 512 << 20  # encoded image bytes one store keeps
@@ -48,12 +46,7 @@ class CurveRecord:
     data: np.ndarray  # float64 [6, T]: formats.PR_ROWS
 
 
-@dataclass
-class _File:
-    reader: RecordReader
-    run: str
-    broken_at: tuple[int, float] | None = None  # (size, mtime) when corruption was found
-    inode: int | None = None
+_File = TailedFile
 
 
 @dataclass
@@ -140,48 +133,11 @@ class MediaStore:
 
     # -- internals --
     def _event_files(self, runs: Iterable[str] | None) -> list[tuple[str, Path]]:
-        if runs is None:
-            folders = [(r.name, r.path) for r in list_event_runs(self.logdir)]
-        else:
-            folders = [(r, safe_path(self.logdir, r)) for r in runs]
-        return [(name, p) for name, folder in folders for p in event_files(folder)]
+        return run_event_files(self.logdir, runs)
 
     def _read(self, state: _File) -> int:
-        path, key = state.reader.path, str(state.reader.path)
-        try:
-            st = os.stat(path)
-        except OSError as e:
-            self._problems[(key, "io")] = Problem(key, None, f"cannot be read: {e.strerror}")
-            return 0
-        self._problems.pop((key, "io"), None)
-        if st.st_size < state.reader.offset or state.inode not in (None, st.st_ino):
-            self._forget(state)
-        state.inode = st.st_ino
-        if state.broken_at == (st.st_size, st.st_mtime):
-            return 0  # unchanged since it was found corrupt
-        found, err = 0, None
-        while True:
-            try:
-                records, err = state.reader.frames()
-            except OSError as e:
-                self._problems[(key, "io")] = Problem(key, None, f"cannot be read: {e.strerror}")
-                return found
-            found += self._ingest(state, records)
-            if err is not None or not records:
-                break
-        if err is None:
-            state.broken_at = None
-            self._problems.pop((key, "corrupt"), None)
-        else:
-            state.broken_at = (st.st_size, st.st_mtime)
-            self._problems[(key, "corrupt")] = Problem.corrupt(err, "images and PR curves after it are not shown")
-        pending = state.reader.pending_bytes()
-        if pending and state.broken_at is None and time.time() - st.st_mtime > self.stale_after:
-            self._problems[(key, "truncated")] = Problem(
-                key, state.reader.offset, f"ends in an incomplete record ({pending} bytes): truncated?")
-        else:
-            self._problems.pop((key, "truncated"), None)
-        return found
+        return read_new(state, self._problems, lambda records: self._ingest(state, records),
+                        lambda: self._forget(state), self.stale_after, "images and PR curves after it are not shown")
 
     def _forget(self, state: _File) -> None:
         key = str(state.reader.path)
