@@ -113,9 +113,8 @@ def confusions(sides: list[Side], found: list[tuple[Side, images.Predictions]]) 
 
 # --- PR curves ---------------------------------------------------------------------------------------
 def pr_curves(store: images.MediaStore, sides: list[Side]) -> None:
-    kind = images.PR_PLUGIN
-    tags = sorted(set(store.tags(sides[0].run.name, kind)) | set(store.tags(sides[1].run.name, kind)),
-                  key=lambda t: [int(p) if p.isdigit() else p for p in t.replace("_", "/").split("/")])
+    found = [set(store.tags(side.run.name, images.PR_PLUGIN)) for side in sides]
+    tags = sorted(found[0] | found[1], key=images.class_order)
     if not tags:
         st.info(f"No PR curves in {code(sides[0].run.name)} or {code(sides[1].run.name)} yet. The trainers write "
                 "one a class at each evaluation (tasks with up to 20 classes).")
@@ -125,17 +124,9 @@ def pr_curves(store: images.MediaStore, sides: list[Side]) -> None:
     step = _step_slider(steps, "img_pr_step")
     cols = st.columns(PR_COLUMNS)
     for k, (tag, pair) in enumerate(records.items()):
-        drawn = [(side.label, side.color, r.step, *_defined(r.data))
+        drawn = [(side.label, side.color, r.step, *images.defined_pr(r.data))
                  for side, recs in zip(sides, pair) if (r := _nearest(recs, step)) is not None]
         cols[k % PR_COLUMNS].plotly_chart(images.pr_figure(drawn, tag), key=f"img_pr_{tag}", width="stretch")
-
-
-def _defined(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(precision, recall) at the thresholds where the model predicts the class at all: above the
-    highest probability TP + FP is 0 and TensorBoard's arithmetic gives precision 0, a point that
-    would pull every curve down to the origin."""
-    keep = (data[0] + data[1]) > 0
-    return data[4][keep], data[5][keep]
 
 
 # --- where they disagree ------------------------------------------------------------------------------
@@ -163,33 +154,19 @@ def _samples(left: Side, a: images.Predictions, right: Side, c: images.Compariso
     _sequences(left, a, right, c, idx, what)
 
 
-def _chars(ids: np.ndarray, marks: set[int], vocab: np.ndarray | None) -> str:
-    """Characters of `ids` as Markdown that shows them as text, those at positions `marks` on an
-    orange background; a newline shows as ⏎, a space as a non-breaking one (Markdown would fold it)."""
-    out = []
-    for k, i in enumerate(ids.tolist()):
-        ch = str(vocab[i]) if vocab is not None and 0 <= i < len(vocab) else f"<{i}>"
-        ch = md({"\n": "⏎", " ": "\u00a0"}.get(ch, ch))
-        out.append(f":orange-background[{ch}]" if k in marks else ch)
-    return "".join(out)
-
-
 def _sequences(left: Side, a: images.Predictions, right: Side, c: images.Comparison, idx: np.ndarray,
                what: str) -> None:
     """A sequence task (the text model): per sample, the text to predict and each side's predicted
     next characters, the positions in `idx` (flat: sample * T + position) highlighted."""
-    t = a.labels.shape[1]
-    by_sample: dict[int, set[int]] = {}
-    for i in idx.tolist():
-        by_sample.setdefault(i // t, set()).add(i % t)
+    by_sample = images.positions_by_sample(idx, a.labels.shape[1])
     shown = list(by_sample)[:MAX_SAMPLES // 4]
     more = f" (the first {len(shown)} samples of {len(by_sample)})" if len(by_sample) > len(shown) else ""
     st.caption(f"{md(what)}{more}, highlighted in each sample's text:")
     for n in shown:
         marks = by_sample[n]
-        st.markdown(f"**sample {n}**, next characters: {_chars(a.labels[n], marks, a.vocab)}  \n"
-                    f"{md(left.label)}: {_chars(c.left[0][n], marks, a.vocab)}  \n"
-                    f"{md(right.label)}: {_chars(c.right[0][n], marks, a.vocab)}")
+        st.markdown(f"**sample {n}**, next characters: {images.marked_chars(a.labels[n], marks, a.vocab)}  \n"
+                    f"{md(left.label)}: {images.marked_chars(c.left[0][n], marks, a.vocab)}  \n"
+                    f"{md(right.label)}: {images.marked_chars(c.right[0][n], marks, a.vocab)}")
 
 
 def disagreement(left: Side, a: images.Predictions, right: Side, b: images.Predictions, agreement) -> None:

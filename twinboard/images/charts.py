@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from twinboard.text import html
+from twinboard.text import html, md
 
 HEIGHT = 380  # px, a confusion matrix or the agreement chart
 PR_HEIGHT = 300
@@ -80,3 +80,35 @@ def agreement_figure(data: dict[str, np.ndarray], left: str, right: str, colors:
         fig.update_xaxes(tickformat="d")
     fig.update_layout(legend=dict(orientation="h", x=0, y=-0.2))
     return _layout(fig, title, "step", "share of validation predictions")
+
+
+def defined_pr(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(precision, recall) at the thresholds where the model predicts the class at all: above the
+    highest probability TP + FP is 0 and TensorBoard's arithmetic gives precision 0, a point that
+    would pull every curve down to the origin."""
+    keep = (data[0] + data[1]) > 0
+    return data[4][keep], data[5][keep]
+
+
+def marked_chars(ids: np.ndarray, marks: set[int], vocab: np.ndarray | None) -> str:
+    """Characters of `ids` as Markdown that shows them as text, those at positions `marks` on an
+    orange background; a newline shows as ⏎, a space as a non-breaking one (Markdown would fold it)."""
+    out = []
+    for k, i in enumerate(ids.tolist()):
+        ch = str(vocab[i]) if vocab is not None and 0 <= i < len(vocab) else f"<{i}>"
+        ch = md({"\n": "⏎", " ": "\u00a0"}.get(ch, ch))
+        out.append(f":orange-background[{ch}]" if k in marks else ch)
+    return "".join(out)
+
+
+def positions_by_sample(idx: np.ndarray, window: int) -> dict[int, set[int]]:
+    """Flat positions (sample * window + position) grouped by sample, in the order first met."""
+    by_sample: dict[int, set[int]] = {}
+    for i in idx.tolist():
+        by_sample.setdefault(i // window, set()).add(i % window)
+    return by_sample
+
+
+def class_order(tag: str) -> list:
+    """Sort key of PR-curve tags: class_2 before class_10."""
+    return [int(p) if p.isdigit() else p for p in tag.replace("_", "/").split("/")]
