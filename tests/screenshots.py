@@ -80,11 +80,9 @@ def _pick_pair(page, title: str, run_id: str) -> None:
     combo = page.locator("[data-testid='stSidebar'] input[role='combobox'][aria-label='Matched pair']")
     if combo.count() == 0 or combo.input_value() == run_id:
         return
-    combo.click()
-    page.get_by_role("option", name=run_id, exact=True).click()
+    harness.choose_option(page, combo, run_id, timeout=TIMEOUT_MS)
     page.wait_for_function("([sel, v]) => document.querySelector(sel).value === v",
                            arg=["[data-testid='stSidebar'] input[aria-label='Matched pair']", run_id])
-    harness.wait_idle(page, TIMEOUT_MS)
 
 
 def _shoot(page, server, title: str, run_id: str, dest: Path) -> Path:

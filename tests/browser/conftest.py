@@ -166,7 +166,5 @@ def choose_pair(page, key: str, label: str) -> None:
     expect(combo).to_be_visible()
     if combo.input_value() == label:
         return
-    combo.click()
-    page.get_by_role("option", name=label, exact=True).click()
+    harness.choose_option(page, combo, label, timeout=UI_TIMEOUT_MS)
     expect(combo).to_have_value(label)
-    harness.wait_idle(page, UI_TIMEOUT_MS)

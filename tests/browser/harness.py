@@ -133,6 +133,31 @@ def wait_idle(page, timeout: float = 90_000) -> None:
     page.wait_for_selector(IDLE, state="attached", timeout=timeout)
 
 
+
+def choose_option(page, combo, option: str, tries: int = 3, timeout: float = 90_000) -> None:
+    """Click `option` in the list of the select box or multiselect whose input is `combo` (a locator).
+
+    A rerun that lands while the list is open redraws the widget and closes the list: the option
+    found is detached before the click reaches it (seen in CI after 90 s of retrying on one closed
+    list). So the list is opened again and the click retried, as a person would, and the failure
+    says how often it was tried. A multiselect stays open after a choice: Escape closes it."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(1, tries + 1):
+        wait_idle(page, timeout)
+        combo.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=timeout / tries)
+            break
+        except PlaywrightTimeout:
+            print(f"choice {attempt} of {option!r}: the list closed before the click; opening it again")
+            page.keyboard.press("Escape")
+    else:
+        raise AssertionError(f"{tries} tries to choose {option!r} found no option to click")
+    if page.get_by_role("option").count():
+        page.keyboard.press("Escape")
+    wait_idle(page, timeout)
+
 # The plotly charts a user sees. While a fragment reruns, Streamlit keeps the chart it replaces in the DOM
 # for a moment (collapsed to 0 px, faded) next to the new one: counting it would read an older figure.
 PLOTS_JS = ("[...document.querySelectorAll('.js-plotly-plot')]"

@@ -113,10 +113,8 @@ def go(page, title: str, tries: int = 3) -> None:
 def pick(page, key: str, side: str, shown: str) -> None:
     """Choose the option shown as `shown` in the picker widget `<key>_<side>`."""
     box = combo(page, key, side)
-    box.click()
-    page.get_by_role("option", name=shown, exact=True).click()
+    harness.choose_option(page, box, shown, timeout=UI_TIMEOUT_MS)
     expect(box).to_have_value(shown)
-    harness.wait_idle(page, UI_TIMEOUT_MS)
 
 
 def query(page) -> str:

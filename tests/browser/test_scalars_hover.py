@@ -184,10 +184,8 @@ def test_any_two_runs_are_titled_by_run(page, server, pairs):
     choose_pair(page, "scalars", "Any two runs…")
     for key, run in (("scalars_left", f"{PAIR_A}/tensorflow"), ("scalars_right", f"{PAIR_B}/tensorflow")):
         combo = page.locator(f".st-key-{key} input[role='combobox']")
-        combo.click()
-        page.get_by_role("option", name=run, exact=True).click()
+        harness.choose_option(page, combo, run, timeout=UI_TIMEOUT_MS)
         expect(combo).to_have_value(run)
-        harness.wait_idle(page, UI_TIMEOUT_MS)
     titles = page.locator(".js-plotly-plot .annotation")
     expect(titles.filter(has_text=f"{PAIR_A}/tensorflow").first).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(titles.filter(has_text=f"{PAIR_B}/tensorflow").first).to_be_visible()

@@ -76,10 +76,7 @@ def open_list(page, key: str):
 
 
 def pick(page, key: str, option: str) -> None:
-    open_list(page, key)
-    page.get_by_role("option", name=option, exact=True).click()
-    page.keyboard.press("Escape")  # a multiselect stays open after a choice
-    harness.wait_idle(page, UI_TIMEOUT_MS)
+    harness.choose_option(page, page.locator(f".st-key-{key} input[role='combobox']"), option, timeout=UI_TIMEOUT_MS)
 
 
 def test_a_rename_moves_every_control_along(page, state_server):
