@@ -24,7 +24,8 @@ that starts the next (bench.trainer_overhead's _Timed), so it holds its validati
 The first WARM epochs (the first calls, the first evaluation) and the last (every record at the last
 step) are left out. Beside it: the hook's own wall time an evaluation (`submit`, in line), the
 first evaluation (the hook made, the input picture, val.npz), which a default run of 10 epochs pays
-once, and the predictions files' thread's CPU time (off the loop). Time-triggered writer flushes
+once, and the evaluation thread's CPU time (off the loop: PNG encoding, the event record, the
+predictions files). Time-triggered writer flushes
 (every loop.FLUSH_S) land in whichever epoch runs: the share of them that is the records' own is
 split between on and off epochs. The records are read back from the run's files and counted.
 """
@@ -42,8 +43,9 @@ from pathlib import Path
 GOAL = 0.05
 DEFAULT_EPOCHS = 10  # RunSpec's default: a default run pays the first evaluation once in this many
 # model -> (epochs a run, epochs left out at its start): an MLP epoch is 19-39 ms, a CNN one 60-85 ms
-# (measured, both frameworks); the case takes ~80 s
-MODELS = {"mlp": (500, 20), "cnn": (200, 10)}
+# (measured, both frameworks). One slow moment of the machine moves a block by +-50%: 1000 MLP epochs
+# (490 blocks) keep the mean within ~1% (at 500, three runs gave +1.1%, +3.1%, +5.5%). ~100 s a case.
+MODELS = {"mlp": (1000, 20), "cnn": (200, 10)}
 REPO = Path(__file__).resolve().parent.parent
 FRAMEWORKS = {"torch": "PyTorch (tensorboardX)", "tensorflow": "TensorFlow (tf.summary)"}
 
@@ -181,12 +183,13 @@ def markdown(result: dict) -> str:
                      f"{r['files_thread_ms_per_evaluation']:.2f} | {files} |")
     load = m["loadavg_before"]
     lines += ["", "An evaluation: what an on epoch cost more than an off one, in the loop's wall time. In the "
-              "hook: the wall time inside the hook's submit (probabilities, pictures, PR curves, the event "
-              "record, the predictions file handed to its thread), part of that. First evaluation: the same "
+              "hook: the wall time inside the hook's submit (probabilities, predictions, PR curves, the pictures "
+              "drawn; the rest handed to the evaluation thread), part of that. First evaluation: the same "
               "for the first, with the hook made, the input picture and val.npz; a default run: the overhead "
               f"plus that first evaluation's extra over {DEFAULT_EPOCHS} off epochs (the run's other "
               "once-a-run records left out of its time: an upper bound). Off the loop: CPU time of the "
-              "thread that writes the predictions files, beside the loop when a core is free. Records: read "
+              "evaluation thread (PNG encoding, the event record, the predictions files), beside the loop "
+              "when a core is free. Records: read "
               "back from the run's event file and predictions folder (every evaluation forwarded to the hook, "
               "the last step's included).",
               "", f"Machine: {m['cpu']}, {m['cores']} cores, load average before "

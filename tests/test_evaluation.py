@@ -113,7 +113,57 @@ def test_a_failure_to_write_warns_once_and_never_ends_the_run(tmp_path, capsys):
 
     hook = Hook(ev.Evaluator(tmp_path, _Digits(), full_disk), last_step=10, filters=lambda: None)
     logits = np.zeros((40, 10))
-    hook.submit(5, logits)
+    hook.submit(5, logits)  # written on the evaluator's thread: the failure shows at the next call
     hook.submit(10, logits)
+    hook.submit(15, logits)
     err = capsys.readouterr().err
-    assert err.count("warning: evaluation records are off from step 5: OSError") == 1 and hook.off
+    assert err.count("warning: evaluation records are off from step 10: RuntimeError: writing the evaluation "
+                     "records failed: OSError: [Errno 28] No space left on device") == 1 and hook.off
+    assert err.count("warning") == 1
+
+
+@pytest.mark.parametrize("step, tag_len, png_len, described", [(0, 5, 10, True), (44, 130, 20_000, False),
+                                                                (2 ** 40, 300, 3_000_000, True)])
+def test_an_evaluation_event_is_protobufs_bytes(step, tag_len, png_len, described):
+    """EventBytes joins what protobuf writes: an image value (tensorboardX's Summary.Image), a string
+    tensor (tf.summary.image's), a PR curve's float tensor, with and without metadata; lengths whose
+    varints take 1 to 4 bytes."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.compat.proto.tensor_pb2 import TensorProto
+    from tensorboard.compat.proto.types_pb2 import DT_FLOAT, DT_STRING
+
+    from trainers.eval_writers import EventBytes
+
+    rng = np.random.default_rng(step)
+    png, curve = rng.bytes(png_len), rng.random((6, ev.PR_THRESHOLDS)).astype(np.float32)
+    tag = "images/" + "é" * tag_len
+    meta = SummaryMetadata(summary_description="d" * tag_len, plugin_data=SummaryMetadata.PluginData(
+        plugin_name="pr_curves", content=b"\x08\x7f"))
+    shape = {"dim": [{"size": 6}, {"size": ev.PR_THRESHOLDS}]}
+    want = Event(wall_time=1.7e9 + step / 7, step=step, summary=Summary(value=[
+        Summary.Value(tag=tag, image=Summary.Image(height=3, width=400, colorspace=3, encoded_image_string=png),
+                      metadata=meta if described else None),
+        Summary.Value(tag="s", tensor=TensorProto(dtype=DT_STRING, tensor_shape={"dim": [{"size": 3}]},
+                                                  string_val=[b"400", b"3", png])),
+        Summary.Value(tag="pr_curves/val/class_3", metadata=meta if described else None,
+                      tensor=TensorProto(dtype=DT_FLOAT, tensor_shape=shape, tensor_content=curve.tobytes()))]))
+    enc = EventBytes(Event, Summary, TensorProto, DT_FLOAT)
+    meta_bytes = meta.SerializeToString() if described else None
+    for _ in range(2):  # the second time from what the first left made
+        got = enc.event(step, 1.7e9 + step / 7, [
+            enc.value(tag, enc.IMAGE, want.summary.value[0].image.SerializeToString(), meta_bytes),
+            enc.value("s", enc.TENSOR, want.summary.value[1].tensor.SerializeToString()),
+            enc.curve("pr_curves/val/class_3", curve, meta_bytes)])
+        assert Event.FromString(got) == want
+        assert got == want.SerializeToString()
+
+
+def test_npy_bytes_are_np_saves():
+    rng = np.random.default_rng(5)
+    for pred in (rng.integers(0, 10, 359), rng.integers(0, 97, (6, 32))):
+        rows = ev.prediction_rows(pred.astype(np.int16), rng.random(pred.shape).astype(np.float32))
+        buf = io.BytesIO()
+        np.save(buf, rows, allow_pickle=False)
+        assert ev.npy_bytes(rows) == buf.getvalue()
+        assert ev.npy_bytes(rows[::2]) == ev.npy_bytes(rows[::2].copy())

@@ -17,19 +17,21 @@ from the validation logits with numpy, the same code for both frameworks:
   `tokens` [N, T] and the `vocab`, a character per id), so two runs' predictions compare without
   re-running a model. Written atomically (temporary name, rename; no fsync: derived data).
 
-Where the time goes (digits, 359 validation samples, 10 classes; the default spec, 10 epochs of 44
-steps, an evaluation each; 2-core machine at a load average of ~1, 10 runs with and 10 without,
-alternating): the pictures, curves and event record are made in line, 1.1 ms of the training
-thread's CPU an evaluation for the MLP on either side (2.3-2.6% of the loop's CPU), 1.2-1.9 ms for
-the CNN (1.3-2.5%); the whole loop measured +2.6% to +5.6% (torch MLP, the worst case: 0.35 ms a
-step, an evaluation every 15 ms), +0.2% to +1.9% (torch CNN). A version that did all of it on a
-thread cost the loop more (+2.3 ms an evaluation against +1.3 ms in line, measured on an earlier,
-heavier version): the work holds the GIL nearly throughout, and the loop and the thread took turns.
-The files wait on the disk (0.25 ms idle, 2 ms on a busy one) with the GIL released: they alone go
-to a WriterThread (trainers.background), which saved ~0.3 ms an evaluation. To keep the GIL time
-short: pictures are one byte a pixel and drawn with a fixed number of whole-array operations
-(trainers.eval_images), every PR curve comes from one bincount, an evaluation is one event record,
-and a tag's metadata is written again only when its description changes (eval_writers.Described).
+Where the time goes (digits, 359 validation samples, 10 classes; torch MLP, the worst case: 0.35 ms
+a step, an evaluation every ~20 ms; `make bench`, case evaluation_overhead). What holds the GIL
+stays in the training thread, made as short as it can be: the probabilities, the predictions, the
+PR curves (one bincount and one cumulative sum for every class) and the pictures drawn (one byte a
+pixel, a fixed number of whole-array operations: trainers.eval_images), ~0.55 ms an evaluation. A
+WriterThread (trainers.background) does the rest, which waits on zlib or the disk with the GIL
+released or is cheap Python: the PNGs encoded (Picture.png), the evaluation's one event record
+joined as bytes and handed to the framework's writer (eval_writers), the predictions files. Its
+work is handed over together every FILES_EVERY_S (the event files' flush interval: the dashboard
+sees a step's predictions when it sees its records), the first evaluation's at once: woken at every
+evaluation, the thread and the loop traded the GIL, and the hook cost ~0.23 ms more. History: all
+in line, 1.30 ms an evaluation in the hook, +5.7% on the loop; the files alone on a thread woken
+every time, 0.97 ms; all of it on a thread woken every time (an earlier, heavier version), +2.3 ms
+against +1.3 ms in line. A tag's metadata is written again only when its description changes
+(eval_writers.Described).
 """
 from __future__ import annotations
 
@@ -38,12 +40,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from trainers import eval_images as draw
 from trainers.background import WriterThread
+from trainers.loop import FLUSH_S
 
 INPUTS_TAG = "images/val_inputs"
 MISSED_TAG = "images/val_misclassified"
@@ -58,16 +62,31 @@ _MIN_COUNT = 1e-7  # TensorBoard's pr_curve summary: precision and recall divide
 PREDICTIONS_DIR = "predictions"  # twinboard.images.predictions reads what this module writes
 VAL_FILE = "val.npz"
 STEP_FILE = "step_{step:08d}.npy"
+FILES_EVERY_S = FLUSH_S
 
 
 @dataclass(frozen=True)
 class Picture:
     tag: str
-    png: bytes
-    height: int
-    width: int
-    channels: int  # 1 grey, 3 colour (a palette)
+    canvas: draw.Canvas
     description: str
+
+    @property
+    def height(self) -> int:
+        return self.canvas.pixels.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.canvas.pixels.shape[1]
+
+    @property
+    def channels(self) -> int:  # 1 grey, 3 colour (a palette)
+        return self.canvas.channels
+
+    @cached_property
+    def png(self) -> bytes:
+        """Encoded where it is first asked for: the evaluator's thread (zlib lets go of the GIL)."""
+        return self.canvas.png()
 
 
 @dataclass(frozen=True)
@@ -82,17 +101,18 @@ Write = Callable[[int, float, list, list], None]  # (step, wall time, pictures, 
 
 # --- the numbers ----------------------------------------------------------------------------------
 def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64)
-    z = np.exp(z - z.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+    z = np.array(logits, dtype=np.float64)  # a copy, worked on in place
+    z -= z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
 
 
 def predictions(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(predicted class, its probability) per sample (per position for [N, T, C] softmax
     probabilities); the first maximum wins a tie, as argmax does in numpy, torch and TF."""
-    pred = probs.argmax(axis=-1)
-    conf = np.take_along_axis(probs, pred[..., None], axis=-1)[..., 0]
-    return pred.astype(np.int16 if probs.shape[-1] < 2 ** 15 else np.int32), conf.astype(np.float32)
+    pred = probs.argmax(axis=-1).astype(np.int16 if probs.shape[-1] < 2 ** 15 else np.int32)
+    return pred, probs.max(axis=-1).astype(np.float32)  # the probability argmax picked: the largest
 
 
 def confusion(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -103,24 +123,25 @@ def confusion(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarra
 
 def pr_curves(labels: np.ndarray, probs: np.ndarray, thresholds: int = PR_THRESHOLDS) -> np.ndarray:
     """float32 [C, 6, thresholds], one-vs-rest per class: tensorboard.plugins.pr_curve.summary.pb's
-    arithmetic (bucket floor(p * (T - 1)), counts reversed-cumulated), every class in one bincount."""
+    arithmetic (bucket floor(p * (T - 1)), counts reversed-cumulated), every class in one bincount
+    and one cumulative sum (~70 us for the digits' 359 x 10)."""
     c = probs.shape[1]
-    bucket = np.floor(probs * (thresholds - 1)).astype(np.int64).clip(0, thresholds - 1)
-    positive = labels[:, None] == np.arange(c)[None, :]
-    where = (np.arange(c)[None, :] * thresholds + bucket) * 2 + positive
+    bucket = np.floor(probs * (thresholds - 1)).astype(np.intp).clip(0, thresholds - 1)
+    bucket += np.arange(0, c * thresholds, thresholds)  # class k's buckets after the k before it
+    where = bucket * 2 + (labels[:, None] == np.arange(c))  # [..., 0] the negatives, [..., 1] positives
     counts = np.bincount(where.ravel(), minlength=c * thresholds * 2).reshape(c, thresholds, 2)
-    tp = np.cumsum(counts[:, ::-1, 1], axis=1, dtype=np.float64)[:, ::-1]
-    fp = np.cumsum(counts[:, ::-1, 0], axis=1, dtype=np.float64)[:, ::-1]
-    tn, fn = fp[:, :1] - fp, tp[:, :1] - tp
-    precision = tp / np.maximum(_MIN_COUNT, tp + fp)
-    recall = tp / np.maximum(_MIN_COUNT, tp + fn)
-    return np.stack([tp, fp, tn, fn, precision, recall], axis=1).astype(np.float32)
+    above = np.cumsum(counts[:, ::-1], axis=1, dtype=np.float64)[:, ::-1]  # at or above each threshold
+    fp, tp = above[..., 0], above[..., 1]
+    out = np.empty((c, 6, thresholds), np.float32)
+    out[:, 0], out[:, 1], out[:, 2], out[:, 3] = tp, fp, fp[:, :1] - fp, tp[:, :1] - tp
+    out[:, 4] = tp / np.maximum(_MIN_COUNT, tp + fp)
+    out[:, 5] = tp / np.maximum(_MIN_COUNT, tp[:, :1])  # recall: tp over tp + fn, every positive
+    return out
 
 
 # --- the records ----------------------------------------------------------------------------------
 def _picture(tag: str, canvas: draw.Canvas, description: str) -> Picture:
-    h, w = canvas.pixels.shape
-    return Picture(tag, canvas.png(), h, w, canvas.channels, description)
+    return Picture(tag, canvas, description)
 
 
 def input_picture(images: np.ndarray) -> Picture:
@@ -162,17 +183,30 @@ def filter_pictures(filters: tuple[str, np.ndarray] | None) -> list[Picture]:
                      "positive weight, black its largest negative.")]
 
 
+@lru_cache(maxsize=4)
+def _curve_labels(n_classes: int) -> tuple[tuple[str, str], ...]:
+    return tuple((PR_TAG.format(cls=c), f"Class {c} against the rest, on the softmax probability of class {c}, "
+                  f"{PR_THRESHOLDS} thresholds from 0 to 1.") for c in range(n_classes))
+
+
 def curves(labels: np.ndarray, probs: np.ndarray) -> list[Curve]:
     data = pr_curves(labels, probs)
-    return [Curve(PR_TAG.format(cls=c), data[c], f"Class {c} against the rest, on the softmax probability "
-                  f"of class {c}, {PR_THRESHOLDS} thresholds from 0 to 1.") for c in range(len(data))]
+    return [Curve(tag, data[c], text) for c, (tag, text) in enumerate(_curve_labels(len(data)))]
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
-    """`array` as the bytes of a .npy file (np.save's, no pickle)."""
+    """`array` as the bytes of a .npy file (np.save's, no pickle): the header made once a dtype and
+    shape (np.save spends ~15 us of Python on it, on the thread that shares the GIL with training)."""
+    array = np.ascontiguousarray(array)
+    return _npy_header(array.dtype, array.shape) + array.tobytes()
+
+
+@lru_cache(maxsize=16)
+def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
     buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
+    np.save(buf, np.zeros(shape, dtype), allow_pickle=False)
+    whole = buf.getvalue()
+    return whole[:len(whole) - int(np.prod(shape)) * dtype.itemsize]
 
 
 def npz_bytes(**arrays: np.ndarray) -> bytes:
@@ -181,14 +215,17 @@ def npz_bytes(**arrays: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_atomic(item: tuple[Path, bytes | Callable[[], bytes]]) -> None:
-    """The bytes (or what the callable makes: work left to the files' thread) under a temporary
-    name, then renamed: a reader sees the whole file or none."""
-    path, data = item
+def write_atomic(path: Path, data: bytes) -> None:
+    """The bytes under a temporary name, then renamed: a reader sees the whole file or none."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
-        f.write(data() if callable(data) else data)
+        f.write(data)
     os.replace(tmp, path)
+
+
+def run_jobs(jobs: list[Callable[[], None]]) -> None:
+    for job in jobs:
+        job()
 
 
 def prediction_rows(pred: np.ndarray, conf: np.ndarray) -> np.ndarray:
@@ -201,9 +238,11 @@ def prediction_rows(pred: np.ndarray, conf: np.ndarray) -> np.ndarray:
 # --- the evaluator --------------------------------------------------------------------------------
 class Evaluator:
     """One trainer's evaluation records. `submit` an evaluation's logits (and, for a CNN, the first
-    conv layer's kernels): the pictures and curves are made and handed to the event writer at once,
-    the predictions file is written by a WriterThread; `close` once the last is submitted.
-    Classification tasks only (the caller checks Dataset.n_classes)."""
+    conv layer's kernels): the numbers are taken and the pictures drawn at once; the rest (PNG
+    encoding, the event record handed to `write`, the predictions files) is done by a WriterThread,
+    the first evaluation's at once and later ones together every FILES_EVERY_S. `close` once the
+    last is submitted: it does what is held and waits for it. Classification tasks only (the caller
+    checks Dataset.n_classes)."""
 
     def __init__(self, logdir: str | os.PathLike, ds, write: Write, vocab: list[str] | None = None):
         """`vocab`: what each class id stands for, when it is a character (task text)."""
@@ -213,7 +252,9 @@ class Evaluator:
         self.images = (None if ds.image_shape is None or self.labels.ndim != 1
                        else draw.to_grey(np.asarray(ds.x_val).reshape(-1, *ds.image_shape)))
         self.started = False
-        self.files = WriterThread(write_atomic, "writing the predictions files")
+        self.files = WriterThread(run_jobs, "writing the evaluation records")
+        self.held: list[Callable[[], None]] = []  # for the files' thread
+        self.handed = float("-inf")  # time.monotonic() of the last hand-over
 
     def submit(self, step: int, logits: np.ndarray, filters: tuple[str, np.ndarray] | None = None) -> None:
         wall = time.time()
@@ -226,18 +267,30 @@ class Evaluator:
             if self.vocab is not None:
                 extra["vocab"] = np.array(self.vocab, dtype=str)
             # a zip, ~1.5 ms to make: made on the files' thread too
-            self.files.submit((self.folder / VAL_FILE, lambda: npz_bytes(labels=self.labels, **extra)))
-        self.files.submit((self.folder / STEP_FILE.format(step=step), npy_bytes(prediction_rows(pred, conf))))
+            self.held.append(lambda: write_atomic(self.folder / VAL_FILE, npz_bytes(labels=self.labels, **extra)))
+        rows = prediction_rows(pred, conf)  # a new array: the files' thread makes its .npy bytes
+        self.held.append(lambda: write_atomic(self.folder / STEP_FILE.format(step=step), npy_bytes(rows)))
         pictures, found = self.records(probs, pred, conf, filters)
         if not self.started and self.images is not None:
             pictures.insert(0, input_picture(self.images))
         self.started = True
         if pictures or found:
-            self.write_records(step, wall, pictures, found)
+            self.held.append(lambda: self.write_records(step, wall, pictures, found))
+        if time.monotonic() - self.handed >= FILES_EVERY_S:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        held, self.held = self.held, []
+        self.handed = time.monotonic()
+        self.files.submit(held)
 
     def close(self) -> None:
-        """Until every predictions file is written (a failure is raised here, once)."""
-        self.files.close()
+        """Until every record and file is written (a failure is raised here, once)."""
+        try:
+            if self.held:
+                self._hand_over()
+        finally:
+            self.files.close()
 
     def records(self, probs, pred, conf, filters) -> tuple[list[Picture], list[Curve]]:
         """The pictures and PR curves of one evaluation (none for a sequence task: predictions only)."""

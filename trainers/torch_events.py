@@ -14,6 +14,7 @@ tensorboardX is imported inside the functions that need it.
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from trainers.background import WriterThread
@@ -30,12 +31,15 @@ class BufferedEvents:
     `flush_async()` hands what is held to a WriterThread, which encodes the rows in bulk and writes
     the lot in one call; the training thread pays for the hand-over only. `flush()` (what
     SummaryWriter.flush calls) and `close()` wait until everything held is in the file. A failure
-    in the thread is raised by the next flush, once."""
+    in the thread is raised by the next flush, once. `write_serialized` may be called from another
+    thread (the evaluation records' own, trainers.evaluation): a lock keeps a record from landing in
+    a batch already handed over."""
 
     def __init__(self, events_writer):
         self.ev = events_writer  # tensorboardX's EventsWriter: its lock and its buffered file
         self.held = ScalarRows()
         self.framed: list[tuple[int, bytes]] = []  # (records logged before it, framed record)
+        self.lock = threading.Lock()  # framed and the rows' count, taken together
         self.fill = None  # callable: [held, ...] -> [value, ...], the rows' last values
         self.writer = WriterThread(self._write, "writing the event file")
 
@@ -48,11 +52,18 @@ class BufferedEvents:
         self.held.add(step, wall, ids, values, held)
 
     def write_event(self, event) -> None:
-        self.framed.append((self.held.n_records, frame(event.SerializeToString())))
+        self.write_serialized(event.SerializeToString())
+
+    def write_serialized(self, data: bytes) -> None:
+        """An Event's bytes (trainers.eval_writers joins them without building the message)."""
+        record = frame(data)
+        with self.lock:
+            self.framed.append((self.held.n_records, record))
 
     def _take(self):
-        framed, self.framed = self.framed, []
-        return self.held.take(), framed
+        with self.lock:
+            framed, self.framed = self.framed, []
+            return self.held.take(), framed
 
     def encode(self, rows, framed) -> bytes:
         """Rows and framed events, as the bytes of the file."""
