@@ -177,3 +177,9 @@ def test_serve_hides_error_details_and_the_developer_toolbar(tmp_path, monkeypat
     assert os.environ["TWINBOARD_TEAM"] == "1" and os.environ["TWINBOARD_LOGDIR"] == str(tmp_path / "logs")
     assert PagesManager.uses_pages_directory is False  # a bookmarked page URL gets the app's navigation
     monkeypatch.setattr(PagesManager, "uses_pages_directory", None)
+
+
+def test_users_takes_the_global_logdir(tmp_path, capsys):
+    """`twinboard --logdir X users list` reads X's users file (it exited 2: "unrecognized arguments")."""
+    assert cli.main(["--logdir", str(tmp_path), "users", "list"]) == 0
+    assert f"no users in {tmp_path / '.twinboard' / 'users.json'}" in capsys.readouterr().out
