@@ -15,7 +15,7 @@ import pytest
 from twinboard.contract import (
     BUDGETS, CEILINGS, DEFAULT_LIMITS, MAX_SPEC_BYTES, LimitsError, RunSpec, SpecError, check_spec, check_values,
     field_bounds, limits_path, load_limits, save_limits)
-from twinboard.contract.spec import spec_costs
+from twinboard.contract.costs import spec_costs
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMERIC = [f for f in dataclasses.fields(RunSpec) if f.type in ("int", "float") or f.type.startswith("tuple")]

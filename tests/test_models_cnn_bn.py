@@ -20,7 +20,7 @@ from trainers.models import get_pair
 from trainers.models.base import check_pair, keras_variables, load_keras, load_torch, shared_init, torch_tensors
 from trainers.models.classic import chw_to_hwc_rows
 from twinboard.contract import RunSpec
-from twinboard.contract.spec import model_costs
+from twinboard.contract.costs import model_costs
 
 SHARED = {"model": "cnn_bn", "dtype": "float64", "steps": 200, "log_every": 1, "histogram_every": 100}
 OPTIMIZERS = {"momentum": {"optimizer": "sgd", "momentum": 0.9, "lr": 0.05}, "adam": {"optimizer": "adam", "lr": 0.005}}

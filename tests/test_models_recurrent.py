@@ -19,7 +19,7 @@ from trainers.models import get_pair
 from trainers.models.base import check_pair, keras_variables, layer_rows, load_keras, load_torch, shared_init
 from trainers.models.recurrent import LSTM, gru_columns
 from twinboard.contract import RunSpec
-from twinboard.contract.spec import model_costs
+from twinboard.contract.costs import model_costs
 
 KINDS = ("gru", "lstm")
 OPTIMIZERS = {"momentum": {"optimizer": "sgd", "momentum": 0.9, "lr": 0.05}, "adam": {"optimizer": "adam", "lr": 0.005}}

@@ -21,7 +21,7 @@ from trainers import data, text_data
 from trainers.models import get_pair
 from trainers.models.base import check_pair, load_keras, load_torch, shared_init
 from twinboard.contract import RunSpec
-from twinboard.contract.spec import model_costs
+from twinboard.contract.costs import model_costs
 
 # loss/train_fp64 is written every step whatever log_every says; 1000 windows: 100 steps an epoch.
 SMALL = dict(task="text", model="transformer", dtype="float64", n_samples=1000, batch_size=8, hidden=(12,),

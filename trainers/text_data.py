@@ -3,7 +3,7 @@
 The text is `pydoc_data.topics.topics` (the help() pages, ~465,000 characters of English
 documentation), its values joined in sorted key order so every process and machine reads the same
 string. The vocabulary is fixed, not learned from the text: id 0 is "unknown", then newline and the
-95 printable ASCII characters (97 symbols, within twinboard.contract.spec.TEXT_VOCAB); the text's
+95 printable ASCII characters (97 symbols, within twinboard.contract.costs.TEXT_VOCAB); the text's
 few non-ASCII characters (typographic quotes and dashes, 575 of 464,970) become "unknown".
 
 A sample is TEXT_WINDOW + 1 consecutive characters at a start drawn from the seed: x = ids[0:32],
@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from twinboard.contract import RunSpec
-from twinboard.contract.spec import TEXT_VOCAB, TEXT_WINDOW
+from twinboard.contract.costs import TEXT_VOCAB, TEXT_WINDOW
 
 UNKNOWN = 0
 SYMBOLS = "\n" + "".join(chr(c) for c in range(32, 127))  # ids 1.. in this order

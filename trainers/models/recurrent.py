@@ -32,7 +32,7 @@ from trainers.models.classic import MLP, dense_params
 from trainers.models.recurrent_cells import keras_cells, torch_layers
 from twinboard.contract import RunSpec
 
-ROWS = 8  # digits: the 8x8 image as 8 steps of 8 pixels (twinboard.contract.spec.model_costs counts the same)
+ROWS = 8  # digits: the 8x8 image as 8 steps of 8 pixels (twinboard.contract.costs.model_costs counts the same)
 GATES = {"gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}  # torch's gate order, rows of weight_ih/hh
 KERAS_GRU_GATES = ("z", "r", "h")  # Keras' GRU: the columns of kernel/recurrent_kernel, bias rows
 TORCH_INIT = "U(±1/sqrt(hidden))"  # torch.nn.GRU/LSTM.reset_parameters: every tensor

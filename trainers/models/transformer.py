@@ -34,7 +34,8 @@ from trainers.models.base import ModelPair, Param, fan_in_uniform, xavier_unifor
 from trainers.models.classic import dense_params
 from trainers.models.transformer_layers import keras_classes, torch_classes
 from twinboard.contract import RunSpec
-from twinboard.contract.spec import TRANSFORMER_HEADS, TRANSFORMER_LAYERS
+from twinboard.contract.costs import TRANSFORMER_LAYERS
+from twinboard.contract.spec import TRANSFORMER_HEADS
 
 HEADS = TRANSFORMER_HEADS
 TORCH_EPS, KERAS_EPS = 1e-5, 1e-3  # LayerNorm: nn.LayerNorm's and keras.layers.LayerNormalization's defaults

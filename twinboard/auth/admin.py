@@ -25,7 +25,8 @@ from twinboard.auth.audit import record
 from twinboard.auth.owners import owner_of
 from twinboard.auth.roles import MANAGE_USERS, SET_QUOTA, require
 from twinboard.contract import limits as limits_file
-from twinboard.contract.spec import BUDGETS, CEILINGS, DEFAULT_LIMITS, RunSpec, field_help
+from twinboard.contract.costs import BUDGETS
+from twinboard.contract.spec import CEILINGS, DEFAULT_LIMITS, RunSpec, field_help
 from twinboard.text import size
 from twinboard.uploads import quotas  # what the importer enforces
 

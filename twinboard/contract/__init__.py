@@ -7,7 +7,9 @@ framework (``torch/``, ``tensorflow/``: FRAMEWORKS) holding the event files, ``s
 docstring; uploads live apart, under ``<logdir>/uploads/``.
 
 - ``spec``: RunSpec, the one training config, validated (SpecError) with help and bounds on every
-  field; BUDGETS bound what several fields cost together; RunSpec enforces the hard CEILINGS.
+  field; RunSpec enforces the hard CEILINGS.
+- ``costs``: what a spec costs as a whole (parameters, activations, steps, records written), counted
+  by ``spec_costs`` from several fields and bounded by BUDGETS.
 - ``limits``: the admin's limits (``<logdir>/.twinboard/limits.json``) under those ceilings, checked
   by the dashboard's side before a launch: ``check_spec``, ``field_bounds`` for form widgets.
 - ``files``: the file names, which files are event files, JSON written atomically (a reader sees
@@ -28,8 +30,8 @@ from twinboard.contract.records import (
     FOOTER, HEADER, MASK_DELTA, MAX_RECORD, CorruptRecordError, check_length, frame, iter_frames, mask,
     masked_crc32c, split_records, verify_file)
 from twinboard.contract.shapes import layout_only, shapes_agree, sizes_agree
+from twinboard.contract.costs import BUDGETS, spec_costs
 from twinboard.contract.spec import (
-    BUDGETS, CEILINGS, DEFAULT_LIMITS, DTYPES, INITS, MAX_SPEC_BYTES, MODELS, OPTIMIZERS, TASKS, RunSpec, SpecError,
-    field_help, spec_costs)
+    CEILINGS, DEFAULT_LIMITS, DTYPES, INITS, MAX_SPEC_BYTES, MODELS, OPTIMIZERS, TASKS, RunSpec, SpecError, field_help)
 from twinboard.contract.limits import (
     LIMITS_JSON, LimitsError, check_spec, check_values, field_bounds, limits_path, load_limits, save_limits)

@@ -28,7 +28,8 @@ from typing import Mapping
 
 import numpy as np
 
-from twinboard.contract.spec import DATA_NAME_RE, RunSpec, bad_value, model_costs, spec_costs
+from twinboard.contract.costs import model_costs, spec_costs
+from twinboard.contract.spec import DATA_NAME_RE, RunSpec, bad_value
 
 # Caps, in what they cost the 2-core, 24 GB machine this was built on. 32M values of x is 256 MB in
 # float64; each trainer holds it once more in spec.dtype. Checking a 247 MiB .npz took 0.39 s and

@@ -31,9 +31,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from twinboard.contract.costs import BUDGETS, check_costs, spec_costs
 from twinboard.contract.files import read_json, write_json
-from twinboard.contract.spec import (
-    BUDGETS, CEILINGS, DEFAULT_LIMITS, RunSpec, SpecError, check_costs, check_fields, spec_costs)
+from twinboard.contract.spec import CEILINGS, DEFAULT_LIMITS, RunSpec, SpecError, check_fields
 
 LIMITS_DIR = ".twinboard"  # <logdir>/.twinboard/: the server's own settings, not a run (dot: not listed)
 LIMITS_JSON = "limits.json"
