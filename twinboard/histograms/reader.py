@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
-from twinboard.events import Problem, Record, RecordReader
-from twinboard.events.growing import TailedFile, read_new, run_event_files
+from twinboard.events.growing import GrowingStore
 
 PLUGIN = "histograms"
 # What one histogram may hold, checked before anything is allocated: writers use 30 (TF2) to ~1,550
@@ -146,9 +143,6 @@ class HistogramSeries:
         return len(self.steps)
 
 
-_File = TailedFile
-
-
 Row = tuple[int, float, np.ndarray, np.ndarray]  # step, wall_time, edges, counts
 
 
@@ -158,50 +152,16 @@ class _Tag:
     cached: HistogramSeries | None = None
 
 
-def _file_order(path: str) -> tuple[str, str]:
-    """A run's files in name order (TensorBoard's names start with the creation time), as ScalarStore."""
-    return os.path.basename(path), path
-
-
-class HistogramStore:
+class HistogramStore(GrowingStore):
     """Every histogram under a logdir, read incrementally: `refresh()` reads only appended bytes.
 
     Thread-safe (one store may be shared by every browser session). A complete record with a bad
     CRC stops that file at the last good record and is reported by `problems()`; so is a file that
     ends in an incomplete record and has not been written for `stale_after` seconds. A step logged
-    twice is kept twice, in write order (see `twinboard.events`).
+    twice is kept twice, in write order (see `twinboard.events`). The reading: GrowingStore.
     """
 
-    def __init__(self, logdir: str | os.PathLike, stale_after: float = 30.0):
-        self.logdir = Path(logdir)
-        self.stale_after = stale_after
-        self._files: dict[Path, _File] = {}
-        self._data: dict[str, dict[str, _Tag]] = {}
-        self._plugins: dict[tuple[str, str], str] = {}  # (run, tag) -> plugin, first metadata seen
-        self._problems: dict[tuple[str, str], Problem] = {}
-        self._lock = threading.RLock()
-
-    def refresh(self, runs: Iterable[str] | None = None) -> int:
-        """Read what was appended since the last call (only these runs if given); new histograms."""
-        with self._lock:
-            found = 0
-            for run, path in self._event_files(runs):
-                state = self._files.get(path)
-                if state is None:
-                    state = self._files[path] = _File(RecordReader(path, max_record=MAX_RECORD), run)
-                found += self._read(state)
-            return found
-
-    def add_file(self, path: str | os.PathLike, run: str) -> int:
-        """Read one event file as (part of) `run`, outside the logdir walk."""
-        with self._lock:
-            path = Path(path)
-            state = self._files.setdefault(path, _File(RecordReader(path, max_record=MAX_RECORD), run))
-            return self._read(state)
-
-    def runs(self) -> list[str]:
-        with self._lock:
-            return sorted(r for r, tags in self._data.items() if tags)
+    max_record, event_name, not_shown = MAX_RECORD, "histogram event", "histograms after it are not shown"
 
     def tags(self, run: str) -> list[str]:
         with self._lock:
@@ -213,18 +173,11 @@ class HistogramStore:
             if entry is None:
                 return HistogramSeries(np.zeros(0, np.int64), np.zeros(0), [], [])
             if entry.cached is None:
-                rows = [r for f in sorted(entry.by_file, key=_file_order) for r in entry.by_file[f]]
+                rows = self._in_write_order(entry)
                 entry.cached = HistogramSeries(np.array([r[0] for r in rows], np.int64),
                                                np.array([r[1] for r in rows], np.float64),
                                                [r[2] for r in rows], [r[3] for r in rows])
             return entry.cached
-
-    def problems(self, runs: Iterable[str] | None = None) -> list[Problem]:
-        """One per trouble in a file (of these runs, if given), by file: path, byte offset, message."""
-        with self._lock:
-            wanted = None if runs is None else set(runs)
-            return [p for (path, _), p in sorted(self._problems.items())
-                    if wanted is None or self._files[Path(path)].run in wanted]
 
     def frame(self, runs: Iterable[str] | None = None) -> pd.DataFrame:
         """Columnar: run, tag, step, wall_time, edges, counts (one row per histogram)."""
@@ -237,61 +190,21 @@ class HistogramStore:
         return pd.DataFrame(rows, columns=["run", "tag", "step", "wall_time", "edges", "counts"])
 
     # -- internals --
-    def _event_files(self, runs: Iterable[str] | None) -> list[tuple[str, Path]]:
-        return run_event_files(self.logdir, runs)
+    def _dropped(self, entry: _Tag, records: list[Row]) -> None:
+        entry.cached = None
 
-    def _read(self, state: _File) -> int:
-        return read_new(state, self._problems, lambda records: self._ingest(state, records),
-                        lambda: self._forget(state), self.stale_after, "histograms after it are not shown")
-
-    def _forget(self, state: _File) -> None:
-        key = str(state.reader.path)
-        for entry in self._data.get(state.run, {}).values():
-            entry.by_file.pop(key, None)
-            entry.cached = None
-        state.reader.offset, state.broken_at = 0, None
-        for kind in ("corrupt", "truncated", "decode"):
-            self._problems.pop((key, kind), None)
-
-    def _ingest(self, state: _File, records: list[Record]) -> int:
-        """Histograms of `records` (from state.reader.frames()); a bad one becomes a Problem."""
-        from tensorboard.compat.proto import event_pb2  # protobufs only; never imports TensorFlow
-
-        found, run, key = 0, state.run, str(state.reader.path)
-        for at, length, data in records:
-            if data is None:
-                self._problems[(key, "decode")] = Problem.too_big(key, at, length, MAX_RECORD, "histogram event")
-                continue
-            ev = event_pb2.Event()
-            try:
-                ev.ParseFromString(data)
-            except Exception:  # noqa: BLE001  (protobuf's DecodeError; CRC was fine, payload is not)
-                self._problems[(key, "decode")] = Problem(key, at, "holds a record that is not an Event")
-                continue
-            if not ev.HasField("summary"):
-                continue
-            for v in ev.summary.value:
-                kind = v.WhichOneof("value")
-                if kind == "simple_value":  # the common case, a tensorboardX scalar: skip it fast
-                    continue
-                if v.HasField("metadata") and v.metadata.plugin_data.plugin_name:
-                    # TF writes a tag's metadata with its first value only, so remember it per run
-                    self._plugins.setdefault((run, v.tag), v.metadata.plugin_data.plugin_name)
-                try:
-                    if kind == "histo":
-                        edges, counts = from_histo(v.histo)
-                    elif kind == "tensor" and self._plugins.get((run, v.tag)) == PLUGIN:
-                        edges, counts = from_buckets(tensor_to_array(v.tensor))
-                    else:
-                        continue
-                except ValueError as e:
-                    self._problems[(key, "decode")] = Problem(key, at, f"tag {v.tag!r}: {e}")
-                    continue
-                tag = self._data.setdefault(run, {}).setdefault(v.tag, _Tag())
-                tag.by_file.setdefault(key, []).append((int(ev.step), float(ev.wall_time), edges, counts))
-                tag.cached = None
-                found += 1
-        return found
+    def _take(self, run: str, key: str, at: int, ev, value, kind: str) -> int:
+        """A histogram of either encoding becomes a row of its tag; other values are passed over."""
+        if kind == "histo":
+            edges, counts = from_histo(value.histo)
+        elif kind == "tensor" and self._plugins.get((run, value.tag)) == PLUGIN:
+            edges, counts = from_buckets(tensor_to_array(value.tensor))
+        else:
+            return 0
+        tag = self._data.setdefault(run, {}).setdefault(value.tag, _Tag())
+        tag.by_file.setdefault(key, []).append((int(ev.step), float(ev.wall_time), edges, counts))
+        tag.cached = None
+        return 1
 
 
 def read_histograms(path: str | os.PathLike, strict: bool = True) -> pd.DataFrame:
@@ -302,17 +215,7 @@ def read_histograms(path: str | os.PathLike, strict: bool = True) -> pd.DataFram
     what is readable and list the trouble (Problems) in `df.attrs["problems"]`. A half-written last
     record is never an error.
     """
-    path = Path(path)
-    store = HistogramStore(path if path.is_dir() else path.parent, stale_after=float("inf"))
-    if path.is_dir():
-        store.refresh()
-    elif path.is_file():
-        store.add_file(path, ".")
-    else:
-        raise FileNotFoundError(f"{str(path)!r} is neither an event file nor a folder")
-    problems = store.problems()
-    if strict and problems:
-        raise problems[0].error()
+    store = HistogramStore.read_once(path, strict)
     df = store.frame()
-    df.attrs["problems"] = problems
+    df.attrs["problems"] = store.problems()
     return df
