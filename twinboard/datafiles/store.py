@@ -10,6 +10,10 @@ again, against what others staged meanwhile, before the link.
 
 Summaries are cached by the file's signature (size, mtime, inode): checking a 256 MiB .npz takes
 seconds, and the Launch page lists the folder on every rerun.
+
+Reading a quota from the environment, measuring the folder, sweeping leftovers and wording a refused
+write are twinboard.uploads.storage's, shared with the uploads folder; imported where they are used,
+since the CLI imports this module on every start and the uploads package loads pandas and pyarrow.
 """
 from __future__ import annotations
 
@@ -17,7 +21,6 @@ import errno
 import functools
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,38 +46,23 @@ def data_dir(logdir: str | os.PathLike) -> Path:
     return Path(logdir) / DATA_DIR
 
 
-def _env_bytes(var: str, default: int) -> int:
-    raw = os.environ.get(var, "").strip()
-    try:
-        value = int(raw) if raw else default
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise DataFileError(var, "", f"{raw[:50]!r} is not a number of bytes; fix the environment variable")
-    return value
-
-
 def limits(name: str = "") -> tuple[int, int]:
     """(the most one file may have, the data folder's quota) in bytes; `name` picks the checker's
     cap for its kind (the smaller, a .csv's, without a name). DataFileError for a bad variable."""
+    from twinboard.uploads.limits import UploadRefused
+    from twinboard.uploads.storage import env_bytes
     cap = size_cap(name) if name else min(size_cap("a.npz"), size_cap("a.csv"))
-    return min(_env_bytes("TWINBOARD_DATA_MAX_BYTES", cap), cap), _env_bytes("TWINBOARD_DATA_QUOTA_BYTES", QUOTA_BYTES)
+    try:
+        most, quota = env_bytes("TWINBOARD_DATA_MAX_BYTES", cap), env_bytes("TWINBOARD_DATA_QUOTA_BYTES", QUOTA_BYTES)
+    except UploadRefused as err:  # said as the data folder says every refusal
+        raise DataFileError(err.path, "", err.reason) from None
+    return min(most, cap), quota
 
 
 def usage(logdir: str | os.PathLike) -> int:
-    """Bytes of the data folder's files, saves in progress included."""
-    total = 0
-    try:
-        entries = list(os.scandir(data_dir(logdir)))
-    except FileNotFoundError:
-        return 0
-    for entry in entries:
-        try:
-            if entry.is_file(follow_symlinks=False):
-                total += entry.stat(follow_symlinks=False).st_size
-        except OSError:  # removed meanwhile
-            continue
-    return total
+    """Bytes of the files in the data folder, saves in progress included."""
+    from twinboard.uploads.storage import tree_bytes
+    return tree_bytes(data_dir(logdir))
 
 
 @functools.lru_cache(maxsize=256)
@@ -122,12 +110,9 @@ def list_data_files(logdir: str | os.PathLike) -> list[DataEntry]:
 
 
 def _refusal(name: str, err: OSError) -> DataFileError:
-    why = {errno.ENOSPC: "no space left on the device that holds the logdir",
-           errno.EDQUOT: "the disk quota on the logdir's file system is used up",
-           errno.EROFS: "the logdir is on a read-only file system",
-           errno.EACCES: "no permission to write in the logdir's data folder",
-           errno.EPERM: "no permission to write in the logdir's data folder"}.get(err.errno)
-    return DataFileError(name, "", f"{why or f'cannot write it ({err.strerror or err})'}; nothing was saved")
+    from twinboard.uploads.storage import disk_words
+    why = disk_words(err, "the logdir's data folder") or f"cannot write it ({err.strerror or err})"
+    return DataFileError(name, "", f"{why}; nothing was saved")
 
 
 def _room(logdir, name: str, size: int, quota: int, staged: int = 0) -> None:
@@ -135,18 +120,6 @@ def _room(logdir, name: str, size: int, quota: int, staged: int = 0) -> None:
     if used + size > quota:
         raise DataFileError(name, "", f"{size:,} bytes would take the data folder to {used + size:,}, past its "
                                       f"quota of {quota:,} (TWINBOARD_DATA_QUOTA_BYTES); delete a file first")
-
-
-def _sweep(folder: Path) -> None:
-    """Remove temporary files of saves that died (older than STALE_TMP_S)."""
-    now = time.time()
-    for entry in os.scandir(folder):
-        try:
-            if entry.name.startswith(".") and entry.name.endswith(TMP_SUFFIX) and \
-                    now - entry.stat(follow_symlinks=False).st_mtime > STALE_TMP_S:
-                os.unlink(entry.path)
-        except OSError:
-            continue
 
 
 def _link(tmp: Path, path: Path) -> None:
@@ -169,6 +142,7 @@ def _link(tmp: Path, path: Path) -> None:
 def save_data_file(logdir: str | os.PathLike, name: str, payload: bytes) -> DataSummary:
     """Check `payload` as data file `name` and add it to the data folder; its summary. DataFileError,
     the folder unchanged, for a bad name or file, a name in use, a cap or the quota, a refused write."""
+    from twinboard.uploads.storage import sweep_stale
     check_name(name)
     most, quota = limits(name)
     if len(payload) > most:
@@ -181,7 +155,7 @@ def save_data_file(logdir: str | os.PathLike, name: str, payload: bytes) -> Data
     tmp = None
     try:
         folder.mkdir(exist_ok=True)
-        _sweep(folder)
+        sweep_stale(folder, lambda n: n.startswith(".") and n.endswith(TMP_SUFFIX), STALE_TMP_S)
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=TMP_SUFFIX, dir=folder)
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o644)

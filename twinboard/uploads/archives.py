@@ -41,7 +41,8 @@ from typing import BinaryIO, Union
 
 from twinboard.contract import CorruptRecordError, is_event_file, verify_file
 from twinboard.uploads.limits import (
-    CHUNK, RATIO_FLOOR, ZIP_ENTRY_BYTES, Limits, TarBudget, UploadRefused, central_directory_size, disk_refusal)
+    CHUNK, RATIO_FLOOR, ZIP_ENTRY_BYTES, Limits, TarBudget, UploadRefused, central_directory_size)
+from twinboard.uploads.storage import disk_refusal
 
 EXTRA_SUFFIXES = (".pbtxt", ".tsv", ".png", ".json")  # projector config/metadata/sprites, run json
 FIRST_RECORD_MAX = 4096  # bytes of an event file's first record: a file_version Event takes ~30

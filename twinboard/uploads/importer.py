@@ -32,7 +32,8 @@ from typing import Iterable
 from twinboard import auth, config, tagmap
 from twinboard.contract.files import UPLOADS, is_event_file
 from twinboard.uploads.archives import Extraction, Source
-from twinboard.uploads.limits import Limits, UploadRefused, disk_refusal
+from twinboard.uploads.limits import Limits, UploadRefused
+from twinboard.uploads.storage import disk_refusal, env_bytes, sweep_stale, tree_bytes
 
 TMP_PREFIX = ".tmp-upload-"
 TRASH_PREFIX = ".tmp-delete-"
@@ -151,18 +152,8 @@ def import_upload(files: list[tuple[str, Source]], name: str | None = None, logd
 # --- quotas ----------------------------------------------------------------------------------------
 def quotas() -> tuple[int, int]:
     """(all uploads, one owner's) in bytes: module defaults overridden by the environment."""
-    out = []
-    for var, default in (("TWINBOARD_UPLOADS_QUOTA_BYTES", QUOTA_BYTES),
-                         ("TWINBOARD_UPLOADS_QUOTA_PER_USER_BYTES", QUOTA_PER_USER_BYTES)):
-        raw = os.environ.get(var, "").strip()
-        try:
-            value = int(raw) if raw else default
-        except ValueError:
-            value = -1
-        if value < 0:
-            raise UploadRefused(var, f"{raw!r} is not a number of bytes; fix the environment variable")
-        out.append(value)
-    return out[0], out[1]
+    return (env_bytes("TWINBOARD_UPLOADS_QUOTA_BYTES", QUOTA_BYTES),
+            env_bytes("TWINBOARD_UPLOADS_QUOTA_PER_USER_BYTES", QUOTA_PER_USER_BYTES))
 
 
 def usage(logdir: str | os.PathLike | None = None, owner: str | None = None,
@@ -174,7 +165,7 @@ def usage(logdir: str | os.PathLike | None = None, owner: str | None = None,
     folders += [p for p in _subdirs(root) if p.name.startswith(TMP_PREFIX) and p != skip]
     total = mine = 0
     for folder in folders:
-        size = _tree_bytes(folder)
+        size = tree_bytes(folder)
         total += size
         if owner is not None and auth.owner_of(folder) == owner:
             mine += size
@@ -201,18 +192,6 @@ def _subdirs(folder: Path) -> list[Path]:
         return []
 
 
-def _tree_bytes(folder: Path) -> int:
-    """Bytes of the files under `folder` (links not followed; a file vanishing meanwhile counts 0)."""
-    total = 0
-    for dirpath, _, filenames in os.walk(folder):
-        for fn in filenames:
-            try:
-                total += os.lstat(os.path.join(dirpath, fn)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def _write_mapping(tmp: Path, runs: list[str], warnings: list[str], spe: float | None, bs: int | None) -> None:
     """The default mapping for the layout found. A mapping file the archive brings is replaced: its
     regexes would run on every page, and a hostile one (catastrophic backtracking) could hang the app."""
@@ -230,26 +209,9 @@ def _write_mapping(tmp: Path, runs: list[str], warnings: list[str], spe: float |
 
 # --- managing uploads ------------------------------------------------------------------------------
 def sweep_stale_tmp(root: Path, now: float | None = None) -> list[str]:
-    """Remove the temporary folders a killed import or delete left in `root` (hidden, so no page
-    shows them): those where nothing was written for STALE_TMP_S. One still being filled by another
-    session is recent and stays. Returns the names removed."""
-    now = time.time() if now is None else now
-    removed = []
-    try:
-        candidates = [p for p in root.iterdir() if p.name.startswith((TMP_PREFIX, TRASH_PREFIX))
-                      and p.is_dir() and not p.is_symlink()]
-    except OSError:
-        return removed
-    for path in candidates:
-        try:
-            newest = max([path.lstat().st_mtime] + [os.lstat(os.path.join(d, f)).st_mtime
-                                                    for d, dirs, files in os.walk(path) for f in dirs + files])
-        except OSError:
-            continue
-        if now - newest >= STALE_TMP_S:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path.name)
-    return removed
+    """Remove the temporary folders a killed import or delete left in `root`: those where nothing was
+    written for STALE_TMP_S. Returns the names removed."""
+    return sweep_stale(root, lambda name: name.startswith((TMP_PREFIX, TRASH_PREFIX)), STALE_TMP_S, now)
 
 
 def _root(logdir: str | os.PathLike | None) -> Path:

@@ -3,11 +3,11 @@
 The caps (per upload: uncompressed bytes, entries, compression ratio; `Limits`, from the environment)
 and the two guards that make archive parsers keep to them while they read: `TarBudget` for tar
 headers, `central_directory_size` for zip directories (twinboard.uploads.archives says why each is
-needed). `disk_refusal` turns a write the logdir refused into a refusal that says why.
+needed). What the files kept in the logdir add up to, and a write the logdir refused, are
+twinboard.uploads.storage's.
 """
 from __future__ import annotations
 
-import errno
 import os
 import struct
 import tarfile
@@ -98,14 +98,3 @@ def central_directory_size(f: BinaryIO, size: int) -> int:
     f.seek(0)
     return cd
 
-
-def disk_refusal(where: str, err: OSError) -> UploadRefused:
-    """A write the logdir's file system refused, as a refusal that says why in words."""
-    why = {errno.ENOSPC: "no space left on the device that holds the logdir",
-           errno.EDQUOT: "the disk quota on the logdir's file system is used up",
-           errno.EROFS: "the logdir is on a read-only file system",
-           errno.EACCES: "no permission to write in the logdir",
-           errno.EPERM: "no permission to write in the logdir",
-           errno.EFBIG: "a file is too large for the logdir's file system"}.get(err.errno)
-    return UploadRefused(where, f"{why or f'cannot write to the logdir ({err.strerror or err})'}; "
-                                "nothing was imported")
