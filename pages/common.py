@@ -18,6 +18,9 @@ Caching, one pattern per kind of thing kept from one script run to the next:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import streamlit as st
 
 from twinboard import runs, scalars
@@ -138,6 +141,26 @@ def _watch_for_starting_runs(root, pairs: list[runs.Pair]) -> None:
             st.rerun(scope="app")
 
     st.fragment(run_every=1.0)(rerun_when_pairs_change)()
+
+
+def live_view(view: Callable[[runs.Pair, Path], None], pair: runs.Pair, key: str, what: str,
+              every_s: float) -> None:
+    """A "Live refresh" sidebar toggle (on at first, widget key `key`; `what` names what is re-read,
+    in its help) and `view(pair, root)` in a fragment that re-runs alone every `every_s` seconds
+    while a side of `pair` trains and the toggle is on: only what changes as trainers write is
+    redrawn. Once training has ended the fragment reruns the whole page, which draws the final data
+    without a timer."""
+    root = logdir()
+    live = st.sidebar.toggle("Live refresh", value=True, key=key,
+                             help=f"Re-read new {what} every {every_s:g} s while training runs")
+    watching = live and runs.pair_is_live(pair, root)
+
+    def refresh() -> None:
+        if watching and not runs.pair_is_live(pair, root):
+            st.rerun()
+        view(pair, root)
+
+    st.fragment(refresh, run_every=every_s if watching else None)()
 
 
 def side_label(run: runs.EventRun) -> str:

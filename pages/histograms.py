@@ -7,9 +7,8 @@ import re
 
 import streamlit as st
 
-from pages.common import pick_pair, tag_filter
+from pages.common import live_view, pick_pair, tag_filter
 from twinboard import histograms, runs, scalars
-from twinboard.config import logdir
 from twinboard.histograms import HistogramSeries, HistogramStore, common_edges, distribution, layer_of, nearest_index
 from twinboard.text import code, md
 
@@ -42,12 +41,9 @@ def _figure(mode: str, series: HistogramSeries, edges, color: str, title: str):
     return histograms.distribution_figure(distribution(series), color, title)
 
 
-def view(pair: runs.Pair, root, watching: bool = False) -> None:
-    """Everything that changes as trainers write: re-run alone by the fragment timer while
-    `watching`; once training has ended it reruns the whole page, which draws the final data
-    without a timer."""
-    if watching and not runs.pair_is_live(pair, root):
-        st.rerun()
+def view(pair: runs.Pair, root) -> None:
+    """Everything that changes as trainers write: re-run alone by live_view's fragment timer while
+    the pair trains."""
     store = _store(str(root))
     # A matched pair's sides are its frameworks, any other two runs are their names (two TensorFlow
     # runs are not both 'TensorFlow'): the Scalars page's titles. Text: through md/code in markdown.
@@ -131,11 +127,7 @@ def main() -> None:
     pair = pick_pair("hist")
     if pair is None:
         return
-    root = logdir()
-    live = st.sidebar.toggle("Live refresh", value=True, key="hist_live",
-                             help=f"Re-read new histograms every {REFRESH_S:g} s while training runs")
-    every = REFRESH_S if live and runs.pair_is_live(pair, root) else None
-    st.fragment(view, run_every=every)(pair, root, watching=every is not None)
+    live_view(view, pair, "hist_live", "histograms", REFRESH_S)
 
 
 main()

@@ -7,9 +7,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import images_views as views
-from pages.common import pick_pair
+from pages.common import live_view, pick_pair
 from twinboard import images, runs, scalars
-from twinboard.config import logdir
 from twinboard.text import code, md
 
 VIEWS = {"pictures": "Pictures", "confusion": "Confusion matrices", "pr": "PR curves",
@@ -47,11 +46,9 @@ def _load(run: runs.EventRun):
     return _predictions(str(run.path), images.signature(run.path / images.PREDICTIONS_DIR))
 
 
-def view(pair: runs.Pair, root, watching: bool = False) -> None:
-    """Everything that changes as trainers write: re-run alone by the fragment timer while
-    `watching`; once training has ended it reruns the whole page."""
-    if watching and not runs.pair_is_live(pair, root):
-        st.rerun()
+def view(pair: runs.Pair, root) -> None:
+    """Everything that changes as trainers write: re-run alone by live_view's fragment timer while
+    the pair trains."""
     store = _store(str(root))
     sides = [views.Side(run, scalars.side_title(pair, run), color)
              for run, color in zip(pair.runs, scalars.side_colors(pair.left.framework, pair.right.framework))]
@@ -90,11 +87,7 @@ def main() -> None:
     pair = pick_pair("img")
     if pair is None:
         return
-    root = logdir()
-    live = st.sidebar.toggle("Live refresh", value=True, key="img_live",
-                             help=f"Re-read new images every {REFRESH_S:g} s while training runs")
-    every = REFRESH_S if live and runs.pair_is_live(pair, root) else None
-    st.fragment(view, run_every=every)(pair, root, watching=every is not None)
+    live_view(view, pair, "img_live", "images", REFRESH_S)
 
 
 main()

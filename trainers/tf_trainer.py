@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from trainers import data, hparams, tf_optim
+from trainers.deploy import export_if_asked
 from trainers.export_embedding import export_validation_rows
 from trainers.export_graph import tf_graph
 from trainers.loop import FLUSH_S, STARTUP_TAGS, Cadence, run_main, train
@@ -217,9 +218,7 @@ def _run(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence,
         train(spec, ds, cadence, adapter, status)
         adapter.check_step(cadence.total_steps)
         hparams.tf_session_end("success")
-    if spec.export:  # after training and the last flush: the curves are written (trainers.deploy)
-        from trainers.deploy import export_trained
-        export_trained("tensorflow", spec, paths.run_dir, ds, adapter.model)
+    export_if_asked("tensorflow", spec, paths.run_dir, ds, adapter.model)
 
 
 def main(argv: list[str] | None = None) -> int:

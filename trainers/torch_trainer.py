@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from trainers import data, hparams, torch_modes
+from trainers.deploy import export_if_asked
 from trainers.export_embedding import export_validation_rows
 from trainers.export_graph import torch_graph
 from trainers.loop import FLUSH_S, STARTUP_TAGS, Cadence, run_main, train
@@ -281,9 +282,7 @@ def _run(spec: RunSpec, paths: Paths, ds: data.Dataset, cadence: Cadence,
          status: StatusFile) -> None:
     with open_adapter(spec, paths, ds, cadence) as adapter:
         train(spec, ds, cadence, adapter, status)
-    if spec.export:  # after training and the last flush: the curves are written (trainers.deploy)
-        from trainers.deploy import export_trained
-        export_trained("torch", spec, paths.run_dir, ds, adapter.model)
+    export_if_asked("torch", spec, paths.run_dir, ds, adapter.model)
 
 
 def main(argv: list[str] | None = None) -> int:

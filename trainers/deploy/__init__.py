@@ -2,8 +2,8 @@
 deployment formats into <run>/<framework>/export/, loads each one in its own runtime, measures it and
 writes deploy.json (the layout: twinboard.contract.deploy).
 
-- ``export``: `export_trained(framework, spec, run_dir, ds, model)`, what a trainer's `_run` calls
-  when spec.export is on; saves the trained weights first.
+- ``export``: `export_trained(framework, spec, run_dir, ds, model)`: saves the trained weights first.
+  A trainer's `_run` calls `export_if_asked` (below), which runs it when spec.export is on.
 - ``measure``: formats as (export, load) pairs and how each artifact is timed and scored (numpy only).
 - ``torch_side``: TorchScript, torch.export, ONNX, ExecuTorch (or the lite interpreter).
 - ``tf_side``: SavedModel, TFLite float32, dynamic-range int8 and float16, run in LiteRT.
@@ -15,4 +15,12 @@ Frameworks and runtimes are imported inside the functions: importing this packag
 """
 from trainers.deploy.export import export_trained
 
-__all__ = ["export_trained"]
+__all__ = ["export_trained", "export_if_asked"]
+
+
+def export_if_asked(framework: str, spec, run_dir, ds, model) -> None:
+    """The export at the end of a trainer's `_run`, when `spec.export` is on: after training and the
+    last flush, so the run's curves are all written before the seconds-long export starts. One place
+    for both trainers, so that they cannot differ in when they export."""
+    if spec.export:
+        export_trained(framework, spec, run_dir, ds, model)

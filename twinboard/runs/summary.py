@@ -59,20 +59,11 @@ def final_metrics(run_dir: str | os.PathLike, tags: tuple[str, ...] = FINAL_TAGS
     without such a record are left out; unreadable records are skipped (the store's problems)."""
     # Imported here, not at the top: the CLI and every trainer supervisor import twinboard.runs, and
     # the scalar reader brings numpy and the compiled decoder's loader, which only the dashboard needs.
-    from twinboard.events import ScalarStore
+    from twinboard.events.tag_series import read_tag_series
 
-    store = ScalarStore(run_dir)
-    store.refresh()
-    out: dict[str, dict[str, tuple[int, float]]] = {}
-    for fw in FRAMEWORKS:
-        if fw not in store.runs():
-            continue
-        have = set(store.tags(fw))
-        for tag in (t for t in tags if t in have):
-            series = store.series(fw, tag)
-            if len(series.step):
-                out.setdefault(fw, {})[tag] = (int(series.step[-1]), float(series.value[-1]))
-    return out
+    found, _ = read_tag_series(run_dir, FRAMEWORKS, tags)
+    return {fw: {tag: (int(s.step[-1]), float(s.value[-1])) for tag, s in series.items()}
+            for fw, series in found.items()}
 
 
 def metrics_line(metrics: dict[str, tuple[int, float]]) -> str:

@@ -48,19 +48,13 @@ class PairData:
 def read_pair(run_dir: str | os.PathLike, tags: Sequence[str] = METRIC_TAGS) -> PairData:
     """The pair's METRIC_TAGS curves from its event files (what exists yet; damaged records skipped and
     named in `problems`)."""
-    from twinboard.events import ScalarStore  # numpy and the compiled decoder: the dashboard's, read here
+    from twinboard.events.tag_series import read_tag_series  # the compiled decoder: loaded when read
 
-    store = ScalarStore(run_dir, headroom=False)
-    store.refresh()
-    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
-    for fw in FRAMEWORKS:
-        if fw not in store.runs():
-            continue
-        have = set(store.tags(fw))
-        for tag in (t for t in tags if t in have):
-            s = store.series(fw, tag)
-            curves.setdefault(fw, {})[tag] = (np.asarray(s.step).copy(), np.asarray(s.value, dtype=float).copy())
-    return PairData(curves, tuple(str(p) for p in store.problems()))
+    found, problems = read_tag_series(run_dir, FRAMEWORKS, tags)
+    # Copies: a series is a view into its file's arrays, which hold every other tag too.
+    curves = {fw: {tag: (np.asarray(s.step).copy(), np.asarray(s.value, dtype=float).copy())
+                   for tag, s in series.items()} for fw, series in found.items()}
+    return PairData(curves, tuple(str(p) for p in problems))
 
 
 def column(fw: str, what: str, tag: str) -> str:
