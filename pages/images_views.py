@@ -44,8 +44,9 @@ def pictures(store: images.MediaStore, sides: list[Side]) -> None:
     tags = sorted(set(store.tags(sides[0].run.name)) | set(store.tags(sides[1].run.name)))
     if not tags:
         st.info(f"No images in {code(sides[0].run.name)} or {code(sides[1].run.name)} yet. The trainers write "
-                "them at each evaluation (classification tasks); other writers' `add_image`, `tf.summary.image` "
-                "and Keras' `write_images` show here too.")
+                "them at each evaluation of a classification task; the text task saves its predictions only "
+                "(see *Where they disagree*). Other writers' `add_image`, `tf.summary.image` and Keras' "
+                "`write_images` show here too.")
         return
     shown, pattern = tag_filter(tags, "img_filter", st, "Filter tags (regular expression)", "misclassified|confusion")
     if not shown:

@@ -144,6 +144,12 @@ def test_layers_table_counts_the_same_parameters(runs, kind):
                              ["kernel", "recurrent_kernel", "bias_ih", "bias_hh"])
     assert t["total_params"] == f["total_params"] == model_costs(kind, (h, 32), 64, 10)[0]
     assert t["layer_defaults"][kind]["gate_order"] == ("r,z,n" if kind == "gru" else "i,f,g,o")
+    cell = "SplitBiasGRUCell" if kind == "gru" else "TorchLSTMCell"
+    from twinboard import graphs  # the Graphs page's table: Keras' RNN named by its cell, not guessed from ops
+
+    table = graphs.align_layers(*(graphs.layer_summary(graphs.read_graphs(d), graphs.read_settings(d))
+                                  for d in (torch_dir, tf_dir)))
+    assert table.set_index("layer").at[kind, "TensorFlow type"] == f"RNN({cell})" and table["match"].all()
     from twinboard.histograms import read_histograms
 
     for folder in (torch_dir, tf_dir):

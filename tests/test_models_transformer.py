@@ -229,6 +229,19 @@ def test_layers_table_counts_the_same_on_both_sides(runs):
     assert t["layer_defaults"]["gelu"] == f["layer_defaults"]["gelu"]
 
 
+def test_graphs_page_layers_table_matches_row_by_row(runs):
+    """The Graphs page's table from the real graphs: torch's scopes inside self_attn (out_proj, the
+    packed in_proj parametrizations) fold into the layer settings.json names, and the embeddings'
+    custom-gradient op shows no mixed-up shapes: every row and the total match."""
+    from twinboard import graphs
+
+    left, right = (graphs.layer_summary(graphs.read_graphs(d), graphs.read_settings(d)) for d in runs["adam"])
+    table = graphs.align_layers(left, right)
+    assert table["layer"].tolist() == [*LAYERS, "total"] and table["match"].all(), table.to_string()
+    assert table.iloc[-1]["PyTorch params"] == table.iloc[-1]["TensorFlow params"] == 6601
+    assert all(s.count("[") <= 1 for s in table["TensorFlow output shape"])
+
+
 def test_native_run_parts_and_says_why(runs):
     torch_dir, tf_dir = runs["native"]
     a, b = read_scalars(torch_dir, "loss/train_fp64"), read_scalars(tf_dir, "loss/train_fp64")

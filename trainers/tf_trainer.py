@@ -128,7 +128,9 @@ def describe_layers(model, params: list[Param]) -> list[dict[str, Any]]:
             lyr = model.get_layer(layer)
         except ValueError:  # a plugin's nested layer: its tensors are in the plan, the row says "?"
             continue
-        types[layer] = type(lyr).__name__
+        cell = getattr(lyr, "cell", None)  # keras.layers.RNN around a cell: the cell says which (TorchLSTMCell)
+        types[layer] = f"RNN({type(cell).__name__})" if type(lyr).__name__ == "RNN" and cell is not None \
+            else type(lyr).__name__
         try:
             out = lyr.output
             shapes[layer] = list((out[0] if isinstance(out, (list, tuple)) else out).shape)

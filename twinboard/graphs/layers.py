@@ -3,12 +3,18 @@
 Read from the graphs where they can say it: parameters from the shapes of the parameter reads
 (torch `prim::GetAttr` nodes, which `trainers.export_graph` gives shapes; TF `ReadVariableOp`s, one
 per variable), output shapes from the op whose output leaves the layer. What a graph cannot say is
-filled from the trainer's `settings.json` (`layers: [{name, type, output_shape, params}]`).
+filled from the trainer's `settings.json` (`layers: [{name, type, output_shape, params}]`), and
+where settings.json names a layer, it is the layer: a torch graph's scopes inside it (the
+transformer's `self_attn.out_proj`, `self_attn.parametrizations.in_proj_weight`) are folded into its
+one row, their parameters summed. An op with several outputs (Keras' custom-gradient IdentityN) does
+not say which one leaves the layer (the graph's edges do not keep the output index): no shape is
+shown for it rather than all of them.
 """
 from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Any, Collection
 
 import pandas as pd
@@ -24,6 +30,8 @@ COLUMNS = ["layer", "type", "output_shape", "params"]
 PARAM_READS = ("prim::GetAttr", "ReadVariableOp", "VarHandleOp", "VariableV2")
 NOT_OUTPUTS = (*PARAM_READS, "Const", "Placeholder", "prim::Constant", "prim::Module")
 TF_TYPES = (("Conv2D", "Conv2D"), ("Conv1D", "Conv1D"), ("Conv3D", "Conv3D"), ("MatMul", "Dense"))
+GUESSED = {t for _, t in TF_TYPES}
+ONE_SHAPE = re.compile(r"\[[^\[\]]*\]|\?")  # "[32, 64]" or "?": one output's shape
 
 
 def read_settings(folder: str | os.PathLike) -> dict | None:
@@ -92,7 +100,7 @@ def layers_from_graph(graph: Graph, known: Collection[str] = ()) -> pd.DataFrame
         if key is None or control or op_of.get(src) in NOT_OUTPUTS or not shape_of.get(src):
             continue
         if prefix_of.get(dst) != prefix_of[src]:
-            info[key]["shape"] = shape_of[src]
+            info[key]["shape"] = shape_of[src] if ONE_SHAPE.fullmatch(shape_of[src]) else ""
     rows = []
     for key, e in info.items():
         typ = e["type"] or next((t for op, t in TF_TYPES if op in e["ops"]), "")
@@ -125,9 +133,56 @@ def layer_summary(graphs: list[Graph], settings: dict | None = None, known: Coll
     names = set(described["layer"])
     table["layer"] = [n.replace(".", "_") if n not in names and n.replace(".", "_") in names else n
                       for n in table["layer"]]
-    table = _fill(table, described, append=True)
+    table = _fill(_fold_into(table, names), described, append=True)
+    # A TF layer's type read off its ops (MatMul: "Dense") is a guess; settings.json names the layer's
+    # class (a Keras RNN's MatMuls are no Dense layer)
+    said = dict(zip(described["layer"], described["type"]))
+    table["type"] = [said[n] if t in GUESSED and said.get(n) else t for n, t in zip(table["layer"], table["type"])]
     table["params"] = table["params"].astype("Int64")
-    return table.reset_index(drop=True)
+    return _in_plan_order(table.reset_index(drop=True), list(described["layer"]))
+
+
+def _in_plan_order(table: pd.DataFrame, plan: list[str]) -> pd.DataFrame:
+    """The layers settings.json names in its order (the model's plan: torch's graph lists the modules
+    of an encoder layer last to first); any other row stays after the named one it followed."""
+    if not plan:
+        return table
+    order, keys, last = {n: i for i, n in enumerate(plan)}, [], -1
+    for i, name in enumerate(table["layer"]):
+        last = order.get(name, last)
+        keys.append((last, name not in order, i))
+    return table.iloc[sorted(range(len(keys)), key=keys.__getitem__)].reset_index(drop=True)
+
+
+def _owner(name: str, names: Collection[str]) -> str | None:
+    """The described layer that `name` is, or lies inside ("layer0.self_attn.out_proj" ->
+    "layer0.self_attn"); None when none is."""
+    parts = name.split(".")
+    return next((".".join(parts[:k]) for k in range(len(parts), 0, -1) if ".".join(parts[:k]) in names), None)
+
+
+def _fold_into(table: pd.DataFrame, names: Collection[str]) -> pd.DataFrame:
+    """Rows of scopes inside a described layer become that layer's row (at the place of its first
+    part): parameters summed (unknown if any part's is), type and shape left to settings.json."""
+    owners = [_owner(n, names) for n in table["layer"]]
+    inner = [o is not None and o != n for n, o in zip(table["layer"], owners)]
+    if not any(inner):
+        return table
+    rows, placed = [], {}
+    for row, owner, is_inner in zip(table.to_dict("records"), owners, inner):
+        key = owner if is_inner else row["layer"]
+        if key not in placed:
+            placed[key] = len(rows)
+            rows.append({**row, "layer": key} if not is_inner else
+                        {"layer": key, "type": "", "output_shape": "", "params": row["params"]})
+            continue
+        kept = rows[placed[key]]
+        if is_inner or pd.isna(kept["params"]) or kept["params"] == 0:  # a module's own row holds no reads
+            add = row["params"]
+            kept["params"] = pd.NA if pd.isna(add) or pd.isna(kept["params"]) else kept["params"] + add
+        if not is_inner:
+            kept.update(type=row["type"] or kept["type"], output_shape=row["output_shape"] or kept["output_shape"])
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _fill(table: pd.DataFrame, extra: pd.DataFrame, append: bool) -> pd.DataFrame:
