@@ -48,10 +48,10 @@ def _save(root) -> None:
 
 def _delete(root, name: str) -> None:
     try:
-        datafiles.delete_data_file(root, name)
+        actions.delete_data_file(current_user(), name, root)
         st.session_state[NOTICE] = [("success", f"Deleted **{md(name)}**.")]
         st.session_state.pop(PICK, None)  # the picker moves on without saying the file is gone
-    except datafiles.DataFileError as err:
+    except (auth.PermissionDenied, datafiles.DataFileError) as err:
         st.session_state[NOTICE] = [("error", f"Not deleted: {md(err, 1000)}")]
     st.session_state.pop(CONFIRM, None)
 
@@ -93,8 +93,8 @@ def _target(summary: datafiles.DataSummary) -> str:
 
 
 def _delete_control(root, name: str) -> None:
-    """Solo mode only: team mode has no delete action yet, and the picker offers none."""
-    if auth.team_mode():
+    """For who may delete a data file (an admin; everyone in solo mode): a second click confirms."""
+    if not auth.allowed(current_user(), auth.DELETE_DATA):
         return
     if st.session_state.get(CONFIRM) != name:
         st.button("Delete this data file…", key="launch_data_delete", type="tertiary",

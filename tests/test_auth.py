@@ -199,7 +199,7 @@ def test_roles_matrix(logdir, action):
         assert auth.allowed(runner, action, owner="rita")
         assert not auth.allowed(runner, action, owner="ada")
         assert not auth.allowed(runner, action, owner=None)  # no recorded owner: an admin's to change
-    else:  # SET_QUOTA, MANAGE_USERS, VIEW_AUDIT
+    else:  # DELETE_DATA, SET_QUOTA, MANAGE_USERS, VIEW_AUDIT
         assert not auth.allowed(runner, action, owner="rita")
 
 

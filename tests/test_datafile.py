@@ -20,7 +20,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from twinboard import datafiles
-from twinboard.auth import RUNNER, VIEWER, PermissionDenied, User, actions, read_audit
+from twinboard.auth import ADMIN, RUNNER, VIEWER, PermissionDenied, User, actions, read_audit
 from twinboard.contract import RunSpec, SpecError
 from twinboard.contract.datafile import DataFileError, read_data, read_path
 from twinboard.text import md
@@ -220,6 +220,14 @@ def test_in_team_mode_only_a_user_who_may_launch_saves_data_and_it_is_audited(da
     entry = read_audit(1, logdir=data_logdir)[0]
     assert (entry["user"], entry["action"], entry["target"]) == ("rita", "save_data", "data/d.npz")
     assert entry["details"] == {"bytes": summary.bytes, "sha256": summary.sha256}
+    # deleting one is an admin's: a data file records no owner, and any run may be launched on it
+    with pytest.raises(PermissionDenied, match=r"rita \(runner\) may not delete data"):
+        actions.delete_data_file(User("rita", RUNNER), "d.npz", data_logdir)
+    assert [e.name for e in datafiles.list_data_files(data_logdir)] == ["d.npz"]
+    actions.delete_data_file(User("ada", ADMIN), "d.npz", data_logdir)
+    assert datafiles.list_data_files(data_logdir) == []
+    entry = read_audit(1, logdir=data_logdir)[0]
+    assert (entry["user"], entry["action"], entry["target"]) == ("ada", "delete_data", "data/d.npz")
 
 
 def test_a_csv_split_and_batch_order_are_the_same_in_a_fresh_process(data_logdir):
@@ -293,6 +301,30 @@ def test_the_launch_picker_uploads_a_npz_refuses_a_bad_one_and_picks_a_csv_targe
     at.button(key="launch_data_delete_yes").click().run()
     assert not at.exception and f"Deleted **{md('mine.npz')}**" in texts(at, "success") and not at.warning
     assert [e.name for e in datafiles.list_data_files(data_logdir)] == ["houses.csv"]
+
+
+def test_in_team_mode_only_an_admin_sees_the_delete_control(data_logdir, monkeypatch):
+    from pages.signin import TOKEN_KEY
+    from twinboard import auth
+
+    monkeypatch.setenv("TWINBOARD_TEAM", "1")
+    monkeypatch.delenv("TWINBOARD_USERS", raising=False)
+    for name, role in (("ada", ADMIN), ("rita", RUNNER)):
+        auth.add_user(name, "correct horse battery", role)
+    datafiles.save_data_file(data_logdir, "d.npz", npz(**GOOD))
+    runner = AppTest.from_string(PICKER, default_timeout=30)
+    runner.session_state[TOKEN_KEY] = auth.make_token(auth.get_user("rita"))
+    runner.run()
+    assert not runner.exception and texts(runner, "text") == "choice: ('d.npz', '')"
+    assert not [b for b in runner.button if b.key == "launch_data_delete"]  # not drawn for a runner
+    admin = AppTest.from_string(PICKER, default_timeout=30)
+    admin.session_state[TOKEN_KEY] = auth.make_token(auth.get_user("ada"))
+    admin.run()
+    admin.button(key="launch_data_delete").click().run()
+    admin.button(key="launch_data_delete_yes").click().run()
+    assert not admin.exception and f"Deleted **{md('d.npz')}**" in texts(admin, "success")
+    assert datafiles.list_data_files(data_logdir) == []
+    assert read_audit(1, logdir=data_logdir)[0]["action"] == "delete_data"
 
 
 # --- both real trainers -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from twinboard.auth.cli import cli_users
 from twinboard.auth.owners import owner_of, set_owner
 from twinboard.auth.roles import (
     ACTIONS,
+    DELETE_DATA,
     DELETE_RUN,
     DELETE_UPLOAD,
     EDIT_MAPPING,

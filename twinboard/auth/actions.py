@@ -17,8 +17,8 @@ from pathlib import Path
 from twinboard import config, datafiles, runs, tagmap, uploads
 from twinboard.auth.audit import record
 from twinboard.auth.owners import owner_of
-from twinboard.auth.roles import (DELETE_RUN, DELETE_UPLOAD, EDIT_MAPPING, LAUNCH, RENAME_UPLOAD, STOP, UPLOAD,
-                                  require)
+from twinboard.auth.roles import (DELETE_DATA, DELETE_RUN, DELETE_UPLOAD, EDIT_MAPPING, LAUNCH, RENAME_UPLOAD, STOP,
+                                  UPLOAD, require)
 from twinboard.auth.users import User
 from twinboard.contract import DATA_DIR, RunSpec
 
@@ -98,3 +98,11 @@ def save_data_file(user: User, name: str, payload: bytes, logdir: Logdir = None)
     summary = datafiles.save_data_file(_root(logdir), name, payload)
     record(user, SAVE_DATA, f"{DATA_DIR}/{name}", logdir=_root(logdir), bytes=summary.bytes, sha256=summary.sha256)
     return summary
+
+
+def delete_data_file(user: User, name: str, logdir: Logdir = None) -> None:
+    """datafiles.delete_data_file for `user`: an admin's (a data file records no owner, and every run
+    may be launched on it). Runs made from it keep their own link to its bytes; queued ones fail."""
+    require(user, DELETE_DATA)
+    datafiles.delete_data_file(_root(logdir), name)
+    record(user, DELETE_DATA, f"{DATA_DIR}/{name}", logdir=_root(logdir))

@@ -21,11 +21,12 @@ DELETE_RUN = "delete_run"  # owner: the run's
 UPLOAD = "upload"  # import event files as a new upload
 RENAME_UPLOAD = "rename_upload"  # owner: the upload's
 DELETE_UPLOAD = "delete_upload"  # owner: the upload's
+DELETE_DATA = "delete_data"  # a file of the data folder: no owner is recorded, so an admin's
 EDIT_MAPPING = "edit_mapping"  # an upload's tag mapping; owner: the upload's
 SET_QUOTA = "set_quota"
 MANAGE_USERS = "manage_users"
 VIEW_AUDIT = "view_audit"  # the audit log names who did what: admins only
-ACTIONS = (LAUNCH, STOP, DELETE_RUN, UPLOAD, RENAME_UPLOAD, DELETE_UPLOAD, EDIT_MAPPING, SET_QUOTA,
+ACTIONS = (LAUNCH, STOP, DELETE_RUN, UPLOAD, RENAME_UPLOAD, DELETE_UPLOAD, DELETE_DATA, EDIT_MAPPING, SET_QUOTA,
            MANAGE_USERS, VIEW_AUDIT)
 
 # role -> (actions allowed on anything, actions allowed only on what the user owns)
