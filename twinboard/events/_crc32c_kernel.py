@@ -1,4 +1,4 @@
-"""CRC32C (Castagnoli) for the compiled kernel in `twinboard._fastscan_kernel`; needs numba.
+"""CRC32C (Castagnoli) for the compiled kernel in `twinboard.events._fastscan_kernel`; needs numba.
 
 TFRecord masks the CRC32C of a record's length and of its data. `_masked_crc32c` computes it from
 the slicing-by-8 tables that `twinboard.fastscan` passes in; `_masked_crc32c_hw` uses the SSE4.2

@@ -20,8 +20,9 @@ from pathlib import Path
 
 JIT_DISABLED = os.environ.get("TWINBOARD_NO_JIT", "").strip() not in ("", "0")
 
-# Every source the object is built from: a change to either means a rebuild.
-_KERNEL_SOURCES = tuple(Path(__file__).with_name(n) for n in ("_fastscan_kernel.py", "_crc32c_kernel.py"))
+# Every source the object is built from: a change to any of them means a rebuild.
+_KERNEL_SOURCES = tuple(Path(__file__).with_name(n)
+                        for n in ("_fastscan_kernel.py", "_proto_kernel.py", "_crc32c_kernel.py"))
 _MAGIC = b"twinboard-fastscan-2\n"
 
 _state: dict = {}  # "kernel": {"scan", "group"} ctypes functions, or None once decided
