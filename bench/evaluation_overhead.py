@@ -31,14 +31,12 @@ split between on and off epochs. The records are read back from the run's files 
 """
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.cases import machine_line, run_cases, worker_main
 
 GOAL = 0.05
 DEFAULT_EPOCHS = 10  # RunSpec's default: a default run pays the first evaluation once in this many
@@ -46,7 +44,6 @@ DEFAULT_EPOCHS = 10  # RunSpec's default: a default run pays the first evaluatio
 # (measured, both frameworks). One slow moment of the machine moves a block by +-50%: 1000 MLP epochs
 # (490 blocks) keep the mean within ~1% (at 500, three runs gave +1.1%, +3.1%, +5.5%). ~100 s a case.
 MODELS = {"mlp": (1000, 20), "cnn": (200, 10)}
-REPO = Path(__file__).resolve().parent.parent
 FRAMEWORKS = {"torch": "PyTorch (tensorboardX)", "tensorflow": "TensorFlow (tf.summary)"}
 
 
@@ -143,15 +140,7 @@ def _count_records(logdir: Path) -> dict[str, int]:
 
 
 def run() -> dict:
-    results = []
-    for model in MODELS:
-        for framework in FRAMEWORKS:
-            env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-            proc = subprocess.run([sys.executable, "-m", "bench.evaluation_overhead", "worker", framework, model],
-                                  cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-            if proc.returncode:
-                raise RuntimeError(f"{framework} {model} worker failed:\n{proc.stderr[-3000:]}")
-            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    results = run_cases("bench.evaluation_overhead", FRAMEWORKS, MODELS)
     return {"goal_overhead": GOAL, "spec": "digits (359 validation samples, 10 classes), batch 32, float32, "
             "1 thread, SGD; default hidden sizes; the default cadence", "results": results}
 
@@ -181,7 +170,6 @@ def markdown(result: dict) -> str:
                      f"{q[0] * 100:+.1f}% .. {q[2] * 100:+.1f}% | <= {goal * 100:.0f}%: {ok} | "
                      f"{r['first_evaluation_ms']:.1f} | {r['default_run_overhead'] * 100:+.1f}% | "
                      f"{r['files_thread_ms_per_evaluation']:.2f} | {files} |")
-    load = m["loadavg_before"]
     lines += ["", "An evaluation: what an on epoch cost more than an off one, in the loop's wall time. In the "
               "hook: the wall time inside the hook's submit (probabilities, predictions, PR curves, the pictures "
               "drawn; the rest handed to the evaluation thread), part of that. First evaluation: the same "
@@ -192,13 +180,9 @@ def markdown(result: dict) -> str:
               "when a core is free. Records: read "
               "back from the run's event file and predictions folder (every evaluation forwarded to the hook, "
               "the last step's included).",
-              "", f"Machine: {m['cpu']}, {m['cores']} cores, load average before "
-              f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}.", ""]
+              "", machine_line(m), ""]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "worker":
-        print(json.dumps(_worker(sys.argv[2], sys.argv[3])))
-    else:
-        sys.exit(f"usage: python -m bench.evaluation_overhead worker {'|'.join(FRAMEWORKS)} {'|'.join(MODELS)}")
+    worker_main("bench.evaluation_overhead", _worker, FRAMEWORKS, MODELS)

@@ -23,14 +23,12 @@ of the last run are read back to show the scalars were written (a count, not a g
 """
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.cases import machine_line, run_cases, worker_main
 
 GOAL = 0.05
 # model -> (steps a run, steps left out at its start): the MLP is the default spec and the worst
@@ -39,7 +37,6 @@ MODELS = {"mlp": (8800, 2000), "cnn": (3000, 600)}
 BLOCK = 20
 RUNS = 2
 EVERY_STEP_TAGS = ("loss/train", "accuracy/train", "lr")  # perf/* are time-sampled (loop.PERF_EVERY_S)
-REPO = Path(__file__).resolve().parent.parent
 FRAMEWORKS = {"torch": "PyTorch (tensorboardX)", "tensorflow": "TensorFlow (tf.summary)"}
 
 
@@ -131,15 +128,7 @@ def _count_scalars(logdir: Path) -> dict[str, int]:
 
 
 def run() -> dict:
-    results = []
-    for model in MODELS:
-        for framework in FRAMEWORKS:
-            env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-            proc = subprocess.run([sys.executable, "-m", "bench.trainer_overhead", "worker", framework, model],
-                                  cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-            if proc.returncode:
-                raise RuntimeError(f"{framework} {model} worker failed:\n{proc.stderr[-3000:]}")
-            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    results = run_cases("bench.trainer_overhead", FRAMEWORKS, MODELS)
     return {"goal_overhead": GOAL, "spec": "digits, batch 32, float32, 1 thread, SGD; default hidden sizes",
             "results": results}
 
@@ -165,20 +154,15 @@ def markdown(result: dict) -> str:
                      f"{r['background_us_per_logged_step']:.0f} | {r['close_ms']:.0f} | "
                      f"{sum(r['scalars_written'].get(t, 0) for t in EVERY_STEP_TAGS):,} of "
                      f"{sum(r['scalars_expected'].values()):,} | {r['scalars_written'].get('perf/step_ms', 0)} |")
-    load = m["loadavg_before"]
     lines += ["", "Off the loop: CPU time the trainer's writer thread used per logged step, turning held "
               "scalars into events and writing them (torch: its whole event file; TF: its train scalars, "
               "imported into the tf.summary writer), beside the training step when a core is free; not in "
               "the overhead, and on a pair sharing two cores it competes with the other trainer. Close: the "
               "final flush and close of the writer, once a run. The file counts are of the last run "
               "(logging on every other block of steps).",
-              "", f"Machine: {m['cpu']}, {m['cores']} cores, load average before "
-              f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}.", ""]
+              "", machine_line(m), ""]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "worker":
-        print(json.dumps(_worker(sys.argv[2], sys.argv[3])))
-    else:
-        sys.exit(f"usage: python -m bench.trainer_overhead worker {'|'.join(FRAMEWORKS)} {'|'.join(MODELS)}")
+    worker_main("bench.trainer_overhead", _worker, FRAMEWORKS, MODELS)
