@@ -21,16 +21,17 @@ Where the time goes (digits, 359 validation samples, 10 classes; torch MLP, the 
 a step, an evaluation every ~20 ms; `make bench`, case evaluation_overhead). What holds the GIL
 stays in the training thread, made as short as it can be: the probabilities, the predictions, the
 PR curves (one bincount and one cumulative sum for every class) and the pictures drawn (one byte a
-pixel, a fixed number of whole-array operations: trainers.eval_images), ~0.55 ms an evaluation. A
+pixel, a fixed number of whole-array operations: trainers.eval_images): 0.51-0.79 ms an evaluation
+(the bench's "in the hook", both frameworks, MLP and CNN). A
 WriterThread (trainers.background) does the rest, which waits on zlib or the disk with the GIL
 released or is cheap Python: the PNGs encoded (Picture.png), the evaluation's one event record
 joined as bytes and handed to the framework's writer (eval_writers), the predictions files. Its
-work is handed over together every FILES_EVERY_S (the event files' flush interval: the dashboard
-sees a step's predictions when it sees its records), the first evaluation's at once: woken at every
-evaluation, the thread and the loop traded the GIL, and the hook cost ~0.23 ms more. History: all
-in line, 1.30 ms an evaluation in the hook, +5.7% on the loop; the files alone on a thread woken
-every time, 0.97 ms; all of it on a thread woken every time (an earlier, heavier version), +2.3 ms
-against +1.3 ms in line. A tag's metadata is written again only when its description changes
+work is handed over together every FLUSH_S (the event files' flush interval: the dashboard sees a
+step's predictions when it sees its records), the first evaluation's at once: woken at every
+evaluation, the thread and the loop traded the GIL (with only the files on it, the hook took 0.97
+ms against 0.74 ms with no files at all; the hook called alone in a loop, not the bench). History,
+in the bench: all in line but the files, 1.30 ms an evaluation in the hook, +5.7% on the loop; all
+of it on a thread woken every time (an earlier, heavier version), +2.3 ms against +1.3 ms in line. A tag's metadata is written again only when its description changes
 (eval_writers.Described).
 """
 from __future__ import annotations
@@ -62,7 +63,6 @@ _MIN_COUNT = 1e-7  # TensorBoard's pr_curve summary: precision and recall divide
 PREDICTIONS_DIR = "predictions"  # twinboard.images.predictions reads what this module writes
 VAL_FILE = "val.npz"
 STEP_FILE = "step_{step:08d}.npy"
-FILES_EVERY_S = FLUSH_S
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,7 @@ class Evaluator:
     """One trainer's evaluation records. `submit` an evaluation's logits (and, for a CNN, the first
     conv layer's kernels): the numbers are taken and the pictures drawn at once; the rest (PNG
     encoding, the event record handed to `write`, the predictions files) is done by a WriterThread,
-    the first evaluation's at once and later ones together every FILES_EVERY_S. `close` once the
+    the first evaluation's at once and later ones together every FLUSH_S. `close` once the
     last is submitted: it does what is held and waits for it. Classification tasks only (the caller
     checks Dataset.n_classes)."""
 
@@ -276,7 +276,7 @@ class Evaluator:
         self.started = True
         if pictures or found:
             self.held.append(lambda: self.write_records(step, wall, pictures, found))
-        if time.monotonic() - self.handed >= FILES_EVERY_S:
+        if time.monotonic() - self.handed >= FLUSH_S:
             self._hand_over()
 
     def _hand_over(self) -> None:
