@@ -10,7 +10,8 @@ import time
 
 import streamlit as st
 
-from pages.common import framework_badge, pick_pair
+from pages.common import framework_badge
+from pages.pair_picker import pick_pair
 from twinboard import deploy, runs
 from twinboard.config import logdir
 from twinboard.text import code, md

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import pick_pair, side_label
+from pages.common import side_label
+from pages.pair_picker import pick_pair
 from twinboard import embeddings
 from twinboard.text import code, md
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import pick_pair, side_label
+from pages.common import side_label
+from pages.pair_picker import pick_pair
 from twinboard import graphs
 from twinboard.graphs import Graph, GraphScanner, default_graph
 from twinboard.text import code, md, md_list

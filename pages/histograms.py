@@ -7,7 +7,8 @@ import re
 
 import streamlit as st
 
-from pages.common import live_view, pick_pair, tag_filter
+from pages.common import live_view, tag_filter
+from pages.pair_picker import pick_pair
 from twinboard import histograms, runs, scalars
 from twinboard.histograms import HistogramSeries, HistogramStore, common_edges, distribution, layer_of, nearest_index
 from twinboard.text import code, md

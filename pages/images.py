@@ -7,7 +7,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import images_views as views
-from pages.common import live_view, pick_pair
+from pages.common import live_view
+from pages.pair_picker import pick_pair
 from twinboard import images, runs, scalars
 from twinboard.text import code, md
 

@@ -10,7 +10,6 @@ import streamlit as st
 
 from pages.common import tag_filter
 from twinboard import images, runs
-from twinboard.histograms import nearest_index
 from twinboard.text import code, md
 
 MAX_SAMPLES = 48  # sample pictures a disagreement list shows (it says how many more)
@@ -33,12 +32,6 @@ def _step_slider(steps: list[int], key: str, label: str = "Step") -> int:
     return st.select_slider(label, options=steps, value=steps[-1], key=key)
 
 
-def _nearest(records: list, step: int):
-    """The record at the step nearest `step` (of a step logged twice, the last written), or None."""
-    i = nearest_index(np.array([r.step for r in records], np.int64), step)
-    return None if i is None else records[i]
-
-
 # --- pictures ---------------------------------------------------------------------------------------
 def pictures(store: images.MediaStore, sides: list[Side]) -> None:
     tags = sorted(set(store.tags(sides[0].run.name)) | set(store.tags(sides[1].run.name)))
@@ -58,7 +51,7 @@ def pictures(store: images.MediaStore, sides: list[Side]) -> None:
     for tag, pair in records.items():
         st.markdown(f"**{md(tag)}**")
         for col, side, recs in zip(st.columns(2), sides, pair):
-            record = _nearest(recs, step)
+            record = images.nearest_record(recs, step)
             if record is None:
                 col.info(f"{md(side.label)}: {code(tag)} is not logged in {code(side.run.name)}.")
                 continue
@@ -126,7 +119,7 @@ def pr_curves(store: images.MediaStore, sides: list[Side]) -> None:
     cols = st.columns(PR_COLUMNS)
     for k, (tag, pair) in enumerate(records.items()):
         drawn = [(side.label, side.color, r.step, *images.defined_pr(r.data))
-                 for side, recs in zip(sides, pair) if (r := _nearest(recs, step)) is not None]
+                 for side, recs in zip(sides, pair) if (r := images.nearest_record(recs, step)) is not None]
         cols[k % PR_COLUMNS].plotly_chart(images.pr_figure(drawn, tag), key=f"img_pr_{tag}", width="stretch")
 
 

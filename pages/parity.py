@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.common import pick_pair, scalar_store, side_label
+from pages.common import scalar_store, side_label
+from pages.pair_picker import pick_pair
 from twinboard import events, parity, runs
 from twinboard.config import logdir
 from twinboard.contract import CorruptRecordError

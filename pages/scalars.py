@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import pick_more_pairs, pick_pair, scalar_store, tag_filter
+from pages.common import scalar_store, tag_filter
+from pages.pair_picker import pick_more_pairs, pick_pair
 from twinboard import runs, scalars
 from twinboard.config import logdir
 from twinboard.contract import CorruptRecordError

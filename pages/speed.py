@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import framework_badge, pick_pair
+from pages.common import framework_badge
+from pages.pair_picker import pick_pair
 from twinboard import runs, speed
 from twinboard.config import logdir
 from twinboard.text import md

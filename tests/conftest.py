@@ -76,3 +76,60 @@ def real_pair(tmp_path_factory) -> RealPair:
     yield RealPair(logdir, run.run_id, run.run_dir, outcomes, REAL_SPEC)
     kill_spawned(logdir)
 
+
+# --- Launch, Scalars and pair-choice page tests (tests/test_page_launch.py, test_page_scalars.py,
+# test_page_pair_choice.py): a logdir whose launches run the stub trainer, and real scalar event files.
+@pytest.fixture
+def launch_logdir(tmp_path, monkeypatch):
+    """tmp_path as the logdir, launches running tests/stub_trainer.py (modes via STUB_* env vars);
+    teardown stops what the test left queued or running and kills whatever a stop left behind."""
+    from tests.stub_trainer import STUB, kill_spawned
+    from twinboard import runs
+
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(tmp_path))
+    monkeypatch.setenv("TWINBOARD_TRAINER_CMD", f"{{python}} {STUB} {{spec}} {{framework}}")
+    monkeypatch.setenv("TWINBOARD_PASS_ENV", "STUB_")  # the stub's modes reach it through the queue
+    yield tmp_path
+    try:
+        for run in runs.list_runs(tmp_path):  # teardown: no stub outlives its test
+            if run.state in ("queued", "running"):
+                runs.stop(run.run_id, logdir=tmp_path, grace=1.0)
+    finally:
+        kill_spawned(tmp_path)  # and whatever a stop left behind
+
+
+@pytest.fixture(scope="session")
+def event_logdir(tmp_path_factory):
+    """Two matched pairs of real event files (3,000 and 60 steps), written once per session (once per
+    xdist worker that runs a file using it: a subprocess that imports tensorboardX and tensorflow)."""
+    import subprocess
+
+    from tests.apptest_pages import ROOT
+    from tests.scalar_pairs import WRITER
+
+    root = tmp_path_factory.mktemp("scalars")
+    script = tmp_path_factory.mktemp("writer") / "write_events.py"
+    script.write_text(WRITER)  # a file, not -c: AutoGraph reads the loop's source
+    out = subprocess.run([sys.executable, str(script), str(root)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return root
+
+
+# --- graph and data-file tests (tests/test_graph_*.py, tests/test_datafile_*.py) -----------------------
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory) -> Path:
+    """Graph event files the real writers wrote (tests/graph_writers.py), once per session per xdist
+    worker. Test files that define their own `runs` fixture (trainer runs) override this one."""
+    from tests.graph_writers import written_runs
+
+    return written_runs(tmp_path_factory)
+
+
+@pytest.fixture
+def data_logdir(tmp_path, monkeypatch) -> Path:
+    """tmp_path as the logdir, with no team mode and the default data-file size cap and quota."""
+    monkeypatch.setenv("TWINBOARD_LOGDIR", str(tmp_path))
+    for var in ("TWINBOARD_TEAM", "TWINBOARD_DATA_MAX_BYTES", "TWINBOARD_DATA_QUOTA_BYTES"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path

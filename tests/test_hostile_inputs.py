@@ -1,7 +1,7 @@
 """Hostile files for every reader: each is built here, read in a fresh process whose peak memory is
 measured (VmHWM after a benign warm-up read, against the peak at the end), and must come back as a
 listed Problem or a clear error naming the file and the byte, never a traceback or a big allocation.
-Archives (uploads) are in test_uploads.py, with the same `probe`."""
+Archives (uploads) are in test_upload_archive_safety.py, with the same `probe`."""
 from __future__ import annotations
 
 import json

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages.signin import TOKEN_KEY
-from tests.test_uploads import EV, event_bytes
+from tests.upload_archives import EV, event_bytes
 from twinboard import auth, uploads
 from twinboard.auth import admin, throttle
 from twinboard.contract import CEILINGS, DEFAULT_LIMITS, LimitsError, limits_path, load_limits

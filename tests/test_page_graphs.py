@@ -1,5 +1,5 @@
 """The Graphs page (AppTest): both graphs drawn as plotly figures, search, collapse controls and the
-layers table, on graph event files the real writers wrote (tests/test_graphs.py writes them once per
+layers table, on graph event files the real writers wrote (tests/graph_writers.py writes them once per
 session). A click on a scope is the browser's part: tests/browser/test_graphs_view.py."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.test_graphs import CNN_PARAMS, MLP_PARAMS, written_runs
+from tests.graph_writers import CNN_PARAMS, MLP_PARAMS, written_runs
 from twinboard import graphs
 from twinboard.graphs import figure
 

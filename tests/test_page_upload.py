@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.test_uploads import EV, event_bytes, snapshot, zip_link
+from tests.upload_archives import EV, event_bytes, snapshot, zip_link
 from twinboard import tagmap
 from twinboard.text import md
 

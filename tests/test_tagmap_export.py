@@ -1,7 +1,7 @@
 """Tag mapping (foreign tags onto ours, one x axis for all) and CSV / Parquet export round trips.
 
 Event files here are framed by hand with the tensorboard protobufs (records.frame); the real
-writers' layouts are covered end to end in test_uploads.py.
+writers' layouts are covered end to end in test_uploads_shell.py.
 """
 from __future__ import annotations
 

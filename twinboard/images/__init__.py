@@ -8,4 +8,5 @@ from twinboard.images.formats import (
 from twinboard.images.predictions import (
     PREDICTIONS_DIR, Comparison, Predictions, PredictionsError, agreement, comparable, compare, confusion,
     in_words, read_predictions, signature)
-from twinboard.images.store import CurveRecord, ImageRecord, MediaStore, read_images, read_pr_curves
+from twinboard.images.store import (
+    CurveRecord, ImageRecord, MediaStore, nearest_record, read_images, read_pr_curves)

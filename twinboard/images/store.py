@@ -22,6 +22,7 @@ import pandas as pd
 
 from twinboard.events import Problem
 from twinboard.events.growing import GrowingStore
+from twinboard.histograms.maths import nearest_index
 from twinboard.images import formats
 
 MAX_RECORD = 64 << 20  # bytes of one event this reader parses
@@ -131,6 +132,13 @@ class MediaStore(GrowingStore):
             self.bytes += size
             return ImageRecord(step, wall, description, pictures)
         return CurveRecord(step, wall, description, formats.pr_curve_of(value))
+
+
+def nearest_record(records: list, step: int):
+    """The record (an ImageRecord or CurveRecord of one tag) at the step nearest `step` (of a step
+    logged twice, the last written), or None when there is none."""
+    i = nearest_index(np.array([r.step for r in records], np.int64), step)
+    return None if i is None else records[i]
 
 
 def read_images(path: str | os.PathLike, strict: bool = True) -> pd.DataFrame:

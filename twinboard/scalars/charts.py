@@ -20,7 +20,7 @@ from twinboard import tagmap
 # --- shared styling ------------------------------------------------------------------------------
 # Okabe & Ito's colour-blind-safe palette. The two frameworks were red and orange, one line to many
 # eyes (a distance of ~23 in CIELAB under simulated deuteranopia); vermillion and blue stay > 90
-# apart under protanopia, deuteranopia and tritanopia (tests/test_charts.py simulates them).
+# apart under protanopia, deuteranopia and tritanopia (tests/test_chart_axes_sides.py simulates them).
 FRAMEWORK_COLORS = {"torch": "#D55E00", "tensorflow": "#0072B2"}  # vermillion (PyTorch's red-orange), blue
 # A side whose framework is unknown (uploads), left / right; the right one also marks the second of two
 # runs of one framework. Teal (Paul Tol's) and black: > 45 apart from both framework colours and from

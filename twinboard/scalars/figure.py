@@ -143,7 +143,7 @@ def scalar_figure(tag: str, curves: list[Curve], *, smoothing: float = 0.0, x_ax
 
     The figure is written as plotly's JSON structure and wrapped without re-validation: validating
     (and `make_subplots`) cost ~60 ms a chart, most of a live refresh of ten charts (issue 7).
-    tests/test_charts.py validates what this builds. With a `cache`, curves that carry a key
+    tests/test_chart_figures.py validates what this builds. With a `cache`, curves that carry a key
     reuse the points prepared for them in the previous page run. `encode`: the traces' arrays as
     plotly's typed array specs already (`typed_array`), so st.plotly_chart does not convert each
     one again (~0.5 ms an array in plotly's own path); the JSON sent is the same.
